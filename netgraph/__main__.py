@@ -1,0 +1,3 @@
+from netgraph.cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,1 @@
+"""``netgraph analyze`` (placeholder until the analysis core lands)."""
