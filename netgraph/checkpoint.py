@@ -1,0 +1,127 @@
+"""Reading and writing weights safely.
+
+``torch.load`` always runs with ``weights_only=True``; a pickled full model
+needs the explicit ``unsafe_pickle`` opt-in. Checkpoints saved from
+``torch.nn.utils.prune`` (``weight_orig`` + ``weight_mask``) load into a fresh
+model by re-creating the masks. Every failure is a one-line
+:class:`~netgraph.errors.CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from netgraph.atomic import atomic_torch_save, atomic_write
+from netgraph.errors import CheckpointError
+
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
+OPTIONAL_KEYS = ("num_batches_tracked",)
+
+
+def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, torch.Tensor] | nn.Module:
+    """A state dict from ``.pt``/``.pth``/``.safetensors`` (or, with ``unsafe_pickle``,
+    a pickled ``nn.Module``). Training checkpoints wrapping the weights under
+    ``state_dict``/``model`` are unwrapped."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint is a directory, not a file: {path}")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
+    except pickle.UnpicklingError as error:
+        if "weights_only" in str(error) or "Unsupported global" in str(error):
+            raise CheckpointError(
+                f"{path} contains pickled code, not just weights; pass --unsafe-pickle only if you trust its source"
+            ) from None
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt pickle)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path} is corrupt or truncated ({reason})") from None
+    return _unwrap(obj, path)
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({error})") from None
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor] | nn.Module:
+    if isinstance(obj, nn.Module):
+        return obj
+    if isinstance(obj, Mapping):
+        for key in WRAPPER_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                return dict(inner)
+            if isinstance(inner, nn.Module):
+                return inner
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+    raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
+
+
+def _describe(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def apply_checkpoint(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Load ``state`` into ``model`` strictly, re-creating pruning masks it carries.
+
+    Mismatched keys or shapes raise :class:`CheckpointError` listing them.
+    """
+    for key in state:
+        if key.endswith("_mask") and f"{key[:-5]}_orig" in state:
+            module_name, _, param = key[:-5].rpartition(".")
+            try:
+                module = model.get_submodule(module_name)
+            except AttributeError:
+                continue
+            if isinstance(getattr(module, param, None), torch.Tensor) and not hasattr(module, f"{param}_orig"):
+                prune.identity(module, param)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith(OPTIONAL_KEYS)]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_describe(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_describe(unexpected)}")
+        raise CheckpointError(f"checkpoint does not match {type(model).__name__}: " + "; ".join(parts))
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if wrong:
+        raise CheckpointError(f"checkpoint shapes do not match {type(model).__name__}: {_describe(wrong, 4)}")
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | Path) -> Path:
+    """Write a state dict atomically: safetensors for ``.safetensors``, else ``torch.save``."""
+    path = Path(path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        return atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    return atomic_torch_save(tensors, path)

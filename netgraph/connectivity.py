@@ -1,0 +1,193 @@
+"""Input-output connectivity of a channel graph (scipy.sparse, float64).
+
+Flows are propagated block by block in topological order, one block's CSR at
+a time. Each node group carries its vector normalised to max 1 plus its own
+log-scale, so a 1000-layer chain neither overflows nor underflows; results
+come out as logs (``log_phi``, ``log_forward``, ``log_backward``).
+
+* forward flow ``F``: 1 on input nodes, ``F_v = sum_{u->v} w_uv F_u``;
+* backward flow ``B``: 1 on output nodes, ``B_u = sum_{u->v} w_uv B_v``;
+* ``phi = sum_out F = sum_in B`` (the path sum); a node's centrality is
+  ``F_v B_v / phi`` and an edge's path mass ``F_u w_uv B_v / phi``.
+
+Reachability is the same propagation over the support (NaN/Inf count as
+present; for flows they count as zero and are reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from netgraph.graph import Block, ChannelGraph
+from netgraph.weights import Aggregation
+
+
+@dataclass
+class Flows:
+    """Forward/backward flows and reachability of every node of ``graph``."""
+
+    graph: ChannelGraph
+    log_forward: np.ndarray
+    log_backward: np.ndarray
+    log_phi: float
+    reached: np.ndarray
+    reaches_output: np.ndarray
+
+    @property
+    def alive(self) -> np.ndarray:
+        """Nodes on at least one input->output path."""
+        return self.reached & self.reaches_output
+
+    @property
+    def disconnected(self) -> bool:
+        return not bool(self.alive[self.graph.output_nodes].any())
+
+    def centrality(self) -> np.ndarray:
+        """``F_v B_v / phi`` per node: the share of path mass through each node."""
+        if not np.isfinite(self.log_phi):
+            return np.zeros(self.graph.n_nodes)
+        return np.exp(self.log_forward + self.log_backward - self.log_phi)
+
+    def block_share(self, block: Block) -> float:
+        """Share of all path mass crossing ``block`` (1 for every block of a chain)."""
+        return float(self.centrality()[block.dst.nodes].sum())
+
+    def edge_path_mass(self, block: Block, how: Aggregation = "l1") -> np.ndarray:
+        """``F_u w_uv B_v / phi`` for every grouped-form edge of ``block`` (``n_out x in_per_group``)."""
+        if not np.isfinite(self.log_phi):
+            return np.zeros((block.n_out, block.in_per_group))
+        weights = np.nan_to_num(block.source.grouped(how).detach().double().cpu().numpy(), nan=0.0, posinf=0.0)
+        log_f_chan = _log_per_channel(block, self.log_forward)
+        log_b = self.log_backward[block.dst.nodes]
+        with np.errstate(divide="ignore"):
+            log_mass = log_f_chan[block.channel_index()] + np.log(weights) + log_b[:, None] - self.log_phi
+        return np.exp(log_mass)
+
+
+def _log_per_channel(block: Block, log_values: np.ndarray) -> np.ndarray:
+    """log of the per-input-channel sum of node values given in log form."""
+    logs = log_values[block.in_node]
+    top = logs.max() if logs.size and np.isfinite(logs).any() else 0.0
+    summed = np.bincount(block.in_chan, weights=np.exp(logs - top), minlength=block.n_in)
+    with np.errstate(divide="ignore"):
+        return np.log(summed) + top
+
+
+def _clean(matrix: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
+    """(flow matrix with NaN/Inf zeroed, support matrix where NaN/Inf count as edges).
+
+    Weights are nonnegative, so with finite weights the flow matrix is its own support."""
+    if np.isfinite(matrix.data).all():
+        return matrix, matrix
+    support = matrix.copy()
+    support.data = (support.data != 0).astype(np.float64)
+    flow = matrix.copy()
+    flow.data = np.where(np.isfinite(flow.data), flow.data, 0.0)
+    return flow, support
+
+
+class _ScaledVector:
+    """A per-node vector stored as ``values * exp(log_scale[group])`` with values <= 1."""
+
+    def __init__(self, graph: ChannelGraph) -> None:
+        self.values = np.zeros(graph.n_nodes)
+        self.log_scale = np.full(len(graph.groups), -np.inf)
+        self.node_group = graph.node_group
+        self.group_index = {id(g): i for i, g in enumerate(graph.groups)}
+
+    def gather(self, nodes: np.ndarray) -> tuple[np.ndarray, float]:
+        """Values at ``nodes`` on one common scale, and that scale (log)."""
+        scales = self.log_scale[self.node_group[nodes]]
+        if nodes.size == 0 or not np.isfinite(scales).any():
+            return np.zeros(nodes.size), -np.inf
+        top = scales[np.isfinite(scales)].max()
+        with np.errstate(invalid="ignore"):
+            factor = np.where(np.isfinite(scales), np.exp(scales - top), 0.0)
+        return self.values[nodes] * factor, float(top)
+
+    def assign(self, group_nodes: np.ndarray, group: int, values: np.ndarray, log_scale: float) -> None:
+        peak = values.max() if values.size else 0.0
+        if peak > 0 and np.isfinite(log_scale):
+            self.values[group_nodes] = values / peak
+            self.log_scale[group] = log_scale + np.log(peak)
+
+    def add(self, nodes: np.ndarray, values: np.ndarray, log_scale: float) -> None:
+        """Accumulate ``values * exp(log_scale)`` into (sorted, distinct) ``nodes``."""
+        if not np.isfinite(log_scale) or not values.any():
+            return
+        groups = self.node_group[nodes]
+        bounds = np.flatnonzero(np.diff(groups)) + 1
+        for part in np.split(np.arange(nodes.size), bounds):
+            group = groups[part[0]]
+            current = self.log_scale[group]
+            if log_scale > current:
+                if np.isfinite(current):
+                    members = self.node_group == group
+                    self.values[members] *= np.exp(current - log_scale)
+                self.log_scale[group] = log_scale
+                self.values[nodes[part]] += values[part]
+            else:
+                self.values[nodes[part]] += values[part] * np.exp(log_scale - current)
+
+    def normalise(self, group_nodes: np.ndarray, group: int) -> None:
+        peak = self.values[group_nodes].max() if group_nodes.size else 0.0
+        if peak > 0:
+            self.values[group_nodes] /= peak
+            self.log_scale[group] += np.log(peak)
+
+    def logs(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.values) + self.log_scale[self.node_group]
+
+
+def flows(graph: ChannelGraph, how: Aggregation = "l1") -> Flows:
+    """Propagate flows and reachability through ``graph`` (``how``: edge aggregation)."""
+    forward = _ScaledVector(graph)
+    forward.values[graph.input_nodes] = 1.0
+    for node in graph.input_nodes:
+        forward.log_scale[forward.node_group[node]] = 0.0
+    reached = np.zeros(graph.n_nodes, dtype=bool)
+    reached[graph.input_nodes] = True
+    group_of = forward.group_index
+
+    for block in graph.blocks:
+        matrix, support = _clean(block.matrix(how))
+        x, scale = forward.gather(block.src)
+        forward.assign(block.dst.nodes, group_of[id(block.dst)], matrix @ x, scale)
+        reached[block.dst.nodes] = (support @ reached[block.src].astype(np.float64)) > 0
+
+    backward = _ScaledVector(graph)
+    backward.values[graph.output_nodes] = 1.0
+    backward.log_scale[np.unique(backward.node_group[graph.output_nodes])] = 0.0
+    reaches = np.zeros(graph.n_nodes, dtype=bool)
+    reaches[graph.output_nodes] = True
+    for block in reversed(graph.blocks):
+        dst = block.dst.nodes
+        group = group_of[id(block.dst)]
+        if not reaches[dst].any():
+            continue
+        matrix, support = _clean(block.matrix(how))
+        backward.normalise(dst, group)
+        backward.add(block.src, matrix.T @ backward.values[dst], backward.log_scale[group])
+        reaches[block.src] |= (support.T @ reaches[dst].astype(np.float64)) > 0
+
+    log_forward, log_backward = forward.logs(), backward.logs()
+    out_logs = log_forward[graph.output_nodes]
+    log_phi = _logsumexp(out_logs)
+    return Flows(graph, log_forward, log_backward, log_phi, reached, reaches)
+
+
+def _logsumexp(logs: np.ndarray) -> float:
+    finite = logs[np.isfinite(logs)]
+    if finite.size == 0:
+        return -np.inf
+    top = finite.max()
+    return float(top + np.log(np.exp(finite - top).sum()))
+
+
+def log_phi_from_inputs(result: Flows) -> float:
+    """``log sum_in B``: equals ``log_phi`` (a consistency check of the two sweeps)."""
+    return _logsumexp(result.log_backward[result.graph.input_nodes])

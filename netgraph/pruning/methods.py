@@ -1,0 +1,193 @@
+"""Pruning methods: a score, then a mask, one-shot or iterated, on one interface.
+
+``METHODS[name].prune(model, params, sparsity=0.9, ...)`` scores the (masked) model,
+keeps the best weights and applies the masks; with ``iterations > 1`` it re-scores
+after every round on a schedule that ends exactly at the target. A new score becomes
+a method with :func:`register_method`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from netgraph.errors import NetgraphError
+from netgraph.pruning import scores
+from netgraph.pruning.masks import (
+    Param,
+    Scope,
+    apply_masks,
+    current_masks,
+    select_mask,
+    sync_weights,
+)
+from netgraph.pruning.schedule import Schedule, keep_schedule, target_keep
+from netgraph.pruning.scores import Batch, ScoreContext, ScoreFn
+
+
+@dataclass(frozen=True)
+class PruningMethod:
+    """A registered score and how it is used by default."""
+
+    name: str
+    score: ScoreFn
+    data_free: bool
+    default_iterations: int = 1
+    default_scope: Scope = "global"
+
+    def prune(
+        self,
+        model: nn.Module,
+        params: Sequence[Param],
+        *,
+        compression: float | None = None,
+        sparsity: float | None = None,
+        data: Iterable[Batch] | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+        input_shape: Sequence[int] | None = None,
+        iterations: int | None = None,
+        schedule: Schedule = "exponential",
+        scope: Scope | None = None,
+        seed: int = 0,
+    ) -> list[torch.Tensor]:
+        """Prune ``params`` in place to exactly the target (see
+        :func:`~netgraph.pruning.schedule.target_keep`) and return the final masks.
+
+        ``iterations`` defaults to the method's own (100 for SynFlow); each round
+        re-scores the masked model. ``input_shape`` is one example's shape without
+        the batch dimension (data-free scores such as SynFlow need it).
+        """
+        if data is None and not self.data_free:
+            raise NetgraphError(f"{self.name} needs data batches")
+        rounds = self.default_iterations if iterations is None else iterations
+        keeps = _keeps(params, compression, sparsity, rounds, schedule)
+        ctx = ScoreContext(
+            device=_device(params),
+            data=data,
+            loss_fn=loss_fn,
+            input_shape=None if input_shape is None else tuple(input_shape),
+            seed=seed,
+        )
+        masks: list[torch.Tensor] = []
+        for keep in keeps:
+            masks = _prune_to(params, self.score(model, params, ctx), keep, scope or self.default_scope)
+        return masks
+
+
+class _Registry(dict[str, PruningMethod]):
+    """``METHODS[name]``; an unknown name is a user error that lists the valid ones."""
+
+    def __missing__(self, name: str) -> PruningMethod:
+        raise NetgraphError(f"unknown pruning method {name!r}; choose from {', '.join(sorted(self))}")
+
+
+METHODS: dict[str, PruningMethod] = _Registry()
+
+
+def register_method(
+    name: str,
+    score_fn: ScoreFn,
+    data_free: bool,
+    default_iterations: int = 1,
+    default_scope: Scope = "global",
+) -> PruningMethod:
+    """Make ``score_fn`` (signature of :data:`~netgraph.pruning.scores.ScoreFn`)
+    available as ``METHODS[name]``."""
+    if name in METHODS:
+        raise NetgraphError(f"pruning method {name!r} is already registered")
+    if default_iterations < 1:
+        raise NetgraphError(f"default_iterations must be >= 1, got {default_iterations}")
+    method = PruningMethod(name, score_fn, data_free, default_iterations, default_scope)
+    METHODS[name] = method
+    return method
+
+
+register_method("random", scores.random, data_free=True)
+register_method("magnitude", scores.magnitude, data_free=True)
+register_method("magnitude_layerwise", scores.magnitude, data_free=True, default_scope="layerwise")
+register_method("snip", scores.snip, data_free=False)
+register_method("grasp", scores.grasp, data_free=False)
+register_method("synflow", scores.synflow, data_free=True, default_iterations=100)
+
+
+def iterative_magnitude(
+    model: nn.Module,
+    params: Sequence[Param],
+    train_fn: Callable[[nn.Module], object],
+    *,
+    rounds: int,
+    compression: float | None = None,
+    sparsity: float | None = None,
+    rewind_state: Mapping[str, torch.Tensor] | None = None,
+    scope: Scope = "global",
+) -> list[torch.Tensor]:
+    """Iterative magnitude pruning (Han et al. 2015); with ``rewind_state``, lottery
+    ticket rewinding (Frankle et al. 2019/2020). Return the final masks.
+
+    Each round trains with ``train_fn(model)``, then prunes the smallest weights
+    down to the round's count on the exponential schedule, then, if
+    ``rewind_state`` is given (a ``state_dict``, saved before or after pruning
+    began), resets every weight and buffer to it while keeping the masks. The
+    subnetwork comes back untrained after the last prune: training it is the
+    caller's next step.
+    """
+    keeps = _keeps(params, compression, sparsity, rounds, "exponential")
+    ctx = ScoreContext(device=_device(params))
+    masks: list[torch.Tensor] = []
+    for keep in keeps:
+        train_fn(model)
+        masks = _prune_to(params, scores.magnitude(model, params, ctx), keep, scope)
+        if rewind_state is not None:
+            _rewind(model, rewind_state)
+    return masks
+
+
+def _keeps(
+    params: Sequence[Param],
+    compression: float | None,
+    sparsity: float | None,
+    rounds: int,
+    schedule: Schedule,
+) -> list[int]:
+    """Weights to keep after each round, checked before anything is pruned."""
+    total = sum(getattr(m, n).numel() for m, n in params)
+    alive = sum(int(mask.sum()) for mask in current_masks(params))
+    final = target_keep(total, compression=compression, sparsity=sparsity)
+    if final > alive:
+        raise NetgraphError(
+            f"the target keeps {final} weights but only {alive} are left: pruning never revives weights"
+        )
+    return keep_schedule(alive, final, rounds, schedule)
+
+
+def _prune_to(
+    params: Sequence[Param], scored: list[torch.Tensor], keep: int, scope: Scope
+) -> list[torch.Tensor]:
+    masks = select_mask(scored, keep, scope, current_masks(params))
+    apply_masks(params, masks)
+    return masks
+
+
+def _device(params: Sequence[Param]) -> torch.device:
+    module, name = params[0]
+    return getattr(module, name).device
+
+
+def _rewind(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Load ``state`` but keep the masks. A pruned weight is stored as ``w_orig``,
+    which a state saved before pruning calls ``w`` (and vice versa)."""
+    loaded = dict(model.state_dict())
+    for key, value in state.items():
+        if key.endswith("_mask"):
+            continue  # rewinding restores values, never masks
+        base = key.removesuffix("_orig")
+        target = f"{base}_orig" if f"{base}_orig" in loaded else base
+        if target not in loaded:
+            raise NetgraphError(f"rewind state has {key!r}, which the model does not")
+        loaded[target] = value
+    model.load_state_dict(loaded)
+    sync_weights(model)

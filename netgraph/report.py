@@ -1,0 +1,193 @@
+"""Per-layer and per-network connectivity reports (what `netgraph analyze` prints).
+
+Definitions (DESIGN.md section 2): a parameter is *alive* when it is nonzero
+and its edge joins two alive nodes; *dead* parameters are nonzero but on no
+input->output path. A layer has *collapsed* when no weight remains and is
+*cut* when no alive edge remains. Effective compression is total / alive,
+nominal compression total / nonzero, over prunable (Linear/conv/embedding) weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from netgraph.connectivity import Flows, flows
+from netgraph.graph import Block, ChannelGraph, layer_key
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class LayerReport:
+    """Connectivity of one prunable parameter tensor."""
+
+    name: str
+    shape: list[int]
+    parameters: int
+    nonzero: int
+    alive: int
+    dead: int
+    nonfinite: int
+    in_width: int
+    in_alive: int
+    out_width: int
+    out_alive: int
+    path_share: float
+    constant_units: int
+    collapsed: bool
+    cut: bool
+
+
+@dataclass
+class ConnectivityReport:
+    """Connectivity of a whole network."""
+
+    model: str
+    nodes: int
+    edges: int
+    log_phi: float
+    disconnected: bool
+    inputs: int
+    inputs_alive: int
+    outputs: int
+    outputs_alive: int
+    parameters: int
+    nonzero: int
+    alive: int
+    dead: int
+    nominal_compression: float
+    effective_compression: float
+    collapsed_layers: list[str]
+    cut_layers: list[str]
+    bottleneck: str | None
+    constant_units: int
+    nonfinite_weights: int
+    layers: list[LayerReport] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; infinities (log_phi of a disconnected net, compression
+        of an empty one) become ``null``."""
+        data = asdict(self)
+        data = {"schema_version": SCHEMA_VERSION, **data}
+        return _finite_or_none(data)
+
+
+def _finite_or_none(value):  # type: ignore[no-untyped-def]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def alive_channels(block: Block, alive: np.ndarray) -> np.ndarray:
+    """Per input channel of ``block``: fed by at least one alive node."""
+    return block.per_channel(alive.astype(np.float64)) > 0
+
+
+def alive_edges(block: Block, result: Flows) -> torch.Tensor:
+    """Grouped-form boolean: edge joins an alive input channel to an alive output node."""
+    alive = result.alive
+    chan = alive_channels(block, alive)[block.channel_index()]
+    return torch.from_numpy(chan & alive[block.dst.nodes][:, None])
+
+
+def alive_weight_masks(graph: ChannelGraph, result: Flows) -> dict[str, torch.Tensor]:
+    """Per prunable layer (``module.param``), a boolean mask of its alive weights."""
+    masks: dict[str, torch.Tensor] = {}
+    for key, blocks in graph.layers().items():
+        weight = blocks[0].source.parameter().detach()
+        mask = torch.zeros(weight.shape, dtype=torch.bool)
+        for block in blocks:
+            region = block.source.region()
+            edges = block.source.to_parameter(alive_edges(block, result))
+            mask[region] |= edges & (weight[region] != 0).cpu()
+        masks[key] = mask
+    return masks
+
+
+def constant_units(block: Block, result: Flows) -> np.ndarray:
+    """Local indices of units no input reaches but that add a nonzero constant
+    on the way to an output (a bias or a BatchNorm shift)."""
+    bias = block.source.bias()
+    if bias is None:
+        return np.array([], dtype=np.int64)
+    nodes = block.dst.nodes
+    silent = ~result.reached[nodes] & result.reaches_output[nodes]
+    nonzero = bias.detach().cpu().numpy() != 0
+    return np.flatnonzero(silent & nonzero)
+
+
+def analyze(graph: ChannelGraph, result: Flows | None = None) -> ConnectivityReport:
+    """The connectivity report of ``graph`` (computing its flows unless given)."""
+    result = result if result is not None else flows(graph)
+    masks = alive_weight_masks(graph, result)
+    layers = [_layer_report(key, blocks, masks[key], result) for key, blocks in graph.layers().items()]
+    total = sum(layer.parameters for layer in layers)
+    nonzero = sum(layer.nonzero for layer in layers)
+    alive = sum(layer.alive for layer in layers)
+    constants = sum(len(constant_units(b, result)) for b in graph.blocks if b.kind == "diag")
+    alive_nodes = result.alive
+    return ConnectivityReport(
+        model=type(graph.model).__name__,
+        nodes=graph.n_nodes,
+        edges=graph.n_edges(),
+        log_phi=result.log_phi,
+        disconnected=result.disconnected,
+        inputs=len(graph.input_nodes),
+        inputs_alive=int(alive_nodes[graph.input_nodes].sum()),
+        outputs=len(graph.output_nodes),
+        outputs_alive=int(alive_nodes[graph.output_nodes].sum()),
+        parameters=total,
+        nonzero=nonzero,
+        alive=alive,
+        dead=nonzero - alive,
+        nominal_compression=total / nonzero if nonzero else math.inf,
+        effective_compression=total / alive if alive else math.inf,
+        collapsed_layers=[layer.name for layer in layers if layer.collapsed],
+        cut_layers=[layer.name for layer in layers if layer.cut],
+        bottleneck=_bottleneck(layers),
+        constant_units=constants + sum(layer.constant_units for layer in layers),
+        nonfinite_weights=sum(layer.nonfinite for layer in layers),
+        layers=layers,
+    )
+
+
+def _layer_report(key: str, blocks: list[Block], mask: torch.Tensor, result: Flows) -> LayerReport:
+    weight = blocks[0].source.parameter().detach()
+    nonzero = int((weight != 0).sum())
+    alive = int(mask.sum())
+    alive_nodes = result.alive
+    return LayerReport(
+        name=key,
+        shape=list(weight.shape),
+        parameters=weight.numel(),
+        nonzero=nonzero,
+        alive=alive,
+        dead=nonzero - alive,
+        nonfinite=int((~torch.isfinite(weight)).sum()),
+        in_width=max(b.n_in for b in blocks),
+        in_alive=max(int(alive_channels(b, alive_nodes).sum()) for b in blocks),
+        out_width=sum(b.n_out for b in blocks),
+        out_alive=sum(int(alive_nodes[b.dst.nodes].sum()) for b in blocks),
+        path_share=sum(result.block_share(b) for b in blocks),
+        constant_units=sum(len(constant_units(b, result)) for b in blocks),
+        collapsed=nonzero == 0,
+        cut=alive == 0,
+    )
+
+
+def _bottleneck(layers: list[LayerReport]) -> str | None:
+    """The layer keeping the smallest share of its weights alive (ties: fewest alive outputs)."""
+    if not layers:
+        return None
+    return min(layers, key=lambda layer: (layer.alive / max(layer.parameters, 1), layer.out_alive)).name
+
+
+__all__ = ["ConnectivityReport", "LayerReport", "analyze", "alive_weight_masks", "constant_units", "layer_key"]

@@ -1,0 +1,246 @@
+"""Trace a model with ``torch.fx`` into a :class:`~netgraph.graph.ChannelGraph`.
+
+The fx graph is executed once on an example input (batch of one, eval mode),
+carrying for every tensor both its real value (for shapes) and its index map
+(which channel node each element came from, see :mod:`netgraph.idmaps`). Op
+handlers (:mod:`netgraph.ops`) turn index maps of inputs into index maps of
+outputs, creating node groups and blocks on the way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from netgraph.errors import TraceError
+from netgraph.graph import Block, BlockKind, ChannelGraph, NodeGroup
+from netgraph.idmaps import ID_DTYPE, broadcast_channels, leaves, map_structure
+from netgraph.weights import WeightSource
+
+
+@dataclass
+class GraphBuilder:
+    """Accumulates node groups and blocks while the fx graph is interpreted."""
+
+    groups: list[NodeGroup] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    n_nodes: int = 0
+
+    def new_group(self, name: str, size: int, kind: str) -> NodeGroup:
+        group = NodeGroup(name=name, offset=self.n_nodes, size=size, kind=kind)  # type: ignore[arg-type]
+        self.groups.append(group)
+        self.n_nodes += size
+        return group
+
+    def add_block(
+        self,
+        name: str,
+        kind: BlockKind,
+        size: int,
+        groups: int,
+        in_per_group: int,
+        in_chan: np.ndarray,
+        in_node: np.ndarray,
+        source: WeightSource,
+        group_name: str | None = None,
+    ) -> NodeGroup:
+        """Create a group of ``size`` nodes fed by a new block; return the group."""
+        group = self.new_group(group_name or name, size, kind)
+        order = np.lexsort((in_node, in_chan))
+        block = Block(
+            name=name,
+            kind=kind,
+            dst=group,
+            groups=groups,
+            in_per_group=in_per_group,
+            in_chan=np.asarray(in_chan, dtype=np.int64)[order],
+            in_node=np.asarray(in_node, dtype=np.int64)[order],
+            source=source,
+        )
+        self.blocks.append(block)
+        return group
+
+
+class _Tracer(fx.Tracer):
+    """fx tracer that honours user leaves and remembers where tracing failed."""
+
+    def __init__(self, leaf_modules: Sequence[type | str]) -> None:
+        super().__init__()
+        self.leaf_types = tuple(m for m in leaf_modules if isinstance(m, type))
+        self.leaf_names = {m for m in leaf_modules if isinstance(m, str)}
+        self.stack: list[str] = []
+        self.failed_in: str | None = None
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if isinstance(m, self.leaf_types) or module_qualified_name in self.leaf_names:
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(self, m, forward, args, kwargs):  # type: ignore[no-untyped-def]
+        self.stack.append(self.path_of_module(m) or type(m).__name__)
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:
+                self.failed_in = f"{self.stack[-1]} ({type(m).__name__})"
+            raise
+        finally:
+            self.stack.pop()
+
+
+def symbolic_graph(model: nn.Module, leaf_modules: Sequence[type | str] = ()) -> tuple[fx.Graph, _Tracer]:
+    """``torch.fx`` trace of ``model``; failures become one-line :class:`TraceError`."""
+    tracer = _Tracer(leaf_modules)
+    try:
+        graph = tracer.trace(model)
+    except Exception as error:
+        where = f" inside {tracer.failed_in}" if tracer.failed_in else ""
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TraceError(
+            f"torch.fx cannot trace {type(model).__name__}{where}: {first_line} "
+            f"(register that module as a leaf: trace(..., leaf_modules=[...]) or --leaf NAME)"
+        ) from None
+    return graph, tracer
+
+
+def _example_inputs(
+    model: nn.Module, example_input: Any, input_shape: Sequence[int] | None
+) -> tuple[Any, ...]:
+    if example_input is None:
+        if input_shape is None:
+            raise TraceError("give an example input or an input shape (e.g. --input-shape 3,224,224)")
+        param = next((p for p in model.parameters() if p.is_floating_point()), None)
+        device = param.device if param is not None else torch.device("cpu")
+        dtype = param.dtype if param is not None else torch.float32
+        example_input = torch.randn(1, *input_shape, device=device, dtype=dtype)
+    return tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+
+
+def trace(
+    model: nn.Module,
+    example_input: Any = None,
+    input_shape: Sequence[int] | None = None,
+    leaf_modules: Sequence[type | str] = (),
+    input_channel_dim: int | None = None,
+) -> ChannelGraph:
+    """Build the channel graph of ``model``.
+
+    ``example_input`` is a tensor (or tuple of tensors) with a batch dim;
+    alternatively ``input_shape`` is the per-sample shape. ``leaf_modules``
+    (types or qualified names) are not entered: each becomes a black box
+    connecting all of its input channels to all of its output channels.
+    ``input_channel_dim`` picks the channel dim of float inputs (default: 1).
+    """
+    from netgraph import ops  # handlers register themselves on import
+
+    inputs = _example_inputs(model, example_input, input_shape)
+    graph, tracer = symbolic_graph(model, leaf_modules)
+    builder = GraphBuilder()
+    was_training = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            outputs, input_nodes = _interpret(model, graph, inputs, builder, tracer, input_channel_dim, ops)
+    finally:
+        for module, mode in was_training.items():
+            module.training = mode
+    output_ids = [ids for ids in leaves(outputs) if isinstance(ids, torch.Tensor)]
+    output_nodes = np.unique(torch.cat([i.reshape(-1) for i in output_ids]).numpy()) if output_ids else np.array([])
+    output_nodes = output_nodes[output_nodes >= 0].astype(np.int64)
+    if output_nodes.size == 0:
+        raise TraceError(f"the output of {type(model).__name__} does not depend on its input")
+    return ChannelGraph(
+        model=model,
+        groups=builder.groups,
+        blocks=builder.blocks,
+        input_nodes=np.concatenate(input_nodes),
+        output_nodes=output_nodes,
+    )
+
+
+def _input_ids(value: Any, name: str, builder: GraphBuilder, channel_dim: int | None) -> Any:
+    """Create the input group of one placeholder and return its index map."""
+    if not isinstance(value, torch.Tensor):
+        return None
+    if not value.is_floating_point():
+        group = builder.new_group(name, 1, "input")
+        return torch.full(value.shape, group.offset, dtype=ID_DTYPE)
+    dim = channel_dim if channel_dim is not None else (1 if value.dim() > 1 else 0)
+    group = builder.new_group(name, value.shape[dim], "input")
+    return broadcast_channels(group.nodes, value.shape, dim)
+
+
+def _fetch_attr(model: nn.Module, target: str) -> Any:
+    value: Any = model
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _interpret(model, graph, inputs, builder, tracer, channel_dim, ops):  # type: ignore[no-untyped-def]
+    """Run the fx graph on real values and index maps side by side."""
+    values: dict[fx.Node, Any] = {}
+    ids: dict[fx.Node, Any] = {}
+    order = list(graph.nodes)
+    last_use = {}
+    for i, node in enumerate(order):
+        for used in node.all_input_nodes:
+            last_use[used] = i
+    placeholders = iter(inputs)
+    input_nodes: list[np.ndarray] = []
+    for i, node in enumerate(order):
+        if node.op == "placeholder":
+            try:
+                value = next(placeholders)
+            except StopIteration:
+                if not node.args:
+                    raise TraceError(f"the model takes more inputs than given (missing '{node.target}')") from None
+                value = node.args[0]
+            values[node] = value
+            before = builder.n_nodes
+            ids[node] = _input_ids(value, node.target if len(inputs) > 1 else "input", builder, channel_dim)
+            input_nodes.append(np.arange(before, builder.n_nodes))
+        elif node.op == "get_attr":
+            values[node] = _fetch_attr(model, node.target)
+            ids[node] = None
+        elif node.op == "output":
+            return map_structure(lambda n: ids[n] if isinstance(n, fx.Node) else None, node.args[0]), input_nodes
+        else:
+            args = fx.node.map_arg(node.args, lambda n: values[n])
+            kwargs = fx.node.map_arg(node.kwargs, lambda n: values[n])
+            arg_ids = fx.node.map_arg(node.args, lambda n: ids[n])
+            kwarg_ids = fx.node.map_arg(node.kwargs, lambda n: ids[n])
+            module = model.get_submodule(node.target) if node.op == "call_module" else None
+            try:
+                value = _run(node, module, args, kwargs)
+            except Exception as error:
+                shapes = ", ".join(str(tuple(x.shape)) for x in inputs if isinstance(x, torch.Tensor))
+                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise TraceError(
+                    f"running the model on input {shapes} failed at fx node '{node.name}' ({node.target}): "
+                    f"{message} (check --input-shape)"
+                ) from None
+            values[node] = value
+            call = ops.OpCall(node, module, args, kwargs, arg_ids, kwarg_ids, value, builder, tracer)
+            ids[node] = ops.dispatch(call)
+        for used in node.all_input_nodes:
+            if last_use.get(used) == i:
+                values.pop(used, None)
+                ids.pop(used, None)
+    raise TraceError("the traced graph has no output")
+
+
+def _run(node: fx.Node, module: nn.Module | None, args: tuple, kwargs: dict) -> Any:
+    """Execute one fx node on real values."""
+    if node.op == "call_module":
+        return module(*args, **kwargs)  # type: ignore[misc]
+    if node.op == "call_method":
+        self_obj, *rest = args
+        return getattr(self_obj, node.target)(*rest, **kwargs)  # type: ignore[arg-type]
+    return node.target(*args, **kwargs)  # type: ignore[operator]
+

@@ -1,0 +1,208 @@
+"""Where edge weights come from: live parameters, read through masks and parametrizations.
+
+Every block of the channel graph stores its edge weights in *grouped form*: a
+tensor ``M`` of shape ``(n_out, in_per_group)`` where output channel ``o`` of
+group ``g = o // out_per_group`` is fed by input channels
+``g * in_per_group + j``. Dense layers have one group, depthwise convs and
+diagonal (norm) blocks have one group per channel. The sources below keep a
+reference to their module, never a copy, so a graph is re-read for free after
+pruning or an optimiser step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+Aggregation = Literal["l1", "l2", "count", "nonfinite"]
+
+
+def effective_weight(module: nn.Module, name: str) -> torch.Tensor:
+    """The weight the forward pass uses: ``name_orig * name_mask`` under
+    ``torch.nn.utils.prune`` (recomputed, since the cached attribute is only
+    refreshed by a forward pass), else ``getattr`` (which applies parametrizations)."""
+    orig = getattr(module, f"{name}_orig", None)
+    mask = getattr(module, f"{name}_mask", None)
+    if orig is not None and mask is not None:
+        return orig * mask
+    return getattr(module, name)
+
+
+def aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
+    """Reduce a ``(rows, cols, *kernel)`` tensor over its kernel dims.
+
+    ``l1`` sums magnitudes (the unstructured edge weight), ``l2`` takes the
+    slice norm (the structured one), ``count`` counts nonzero elements and
+    ``nonfinite`` counts NaN/Inf elements.
+    """
+    dims = tuple(range(2, weight.dim()))
+    if how == "l1":
+        values = weight.abs()
+        return values.sum(dims) if dims else values
+    if how == "l2":
+        squares = weight.square()
+        return (squares.sum(dims) if dims else squares).sqrt()
+    flags = (weight != 0) if how == "count" else ~torch.isfinite(weight)
+    flags = flags.to(torch.int64)
+    return flags.sum(dims) if dims else flags
+
+
+class WeightSource:
+    """Produces a block's grouped-form edge weights; subclasses know the layout."""
+
+    #: (module, parameter name) of the tensor behind the block, if any.
+    module: nn.Module | None
+    param_name: str | None
+
+    def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
+        raise NotImplementedError
+
+    def parameter(self) -> torch.Tensor:
+        """The effective (masked) parameter tensor."""
+        assert self.module is not None and self.param_name is not None
+        return effective_weight(self.module, self.param_name)
+
+    def to_parameter(self, per_edge: torch.Tensor) -> torch.Tensor:
+        """Broadcast a grouped-form per-edge tensor to the parameter's layout
+        (restricted to the rows/columns this block covers, see ``region``)."""
+        raise NotImplementedError
+
+    def region(self) -> tuple[slice, ...]:
+        """The index of the parameter covered by this block (all of it by default)."""
+        return (slice(None),)
+
+    def bias(self) -> torch.Tensor | None:
+        """Per-output-channel additive constant (bias or BN shift), if any."""
+        return None
+
+
+@dataclass(eq=False)
+class Ones(WeightSource):
+    """Structural maps (joins, attention routing, black-box leaves): weights of exactly 1."""
+
+    n_out: int
+    in_per_group: int
+    module: nn.Module | None = None
+    param_name: str | None = None
+
+    def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
+        if how == "nonfinite":
+            return torch.zeros(self.n_out, self.in_per_group, dtype=torch.int64)
+        dtype = torch.int64 if how == "count" else torch.float64
+        return torch.ones(self.n_out, self.in_per_group, dtype=dtype)
+
+
+@dataclass(eq=False)
+class DenseWeight(WeightSource):
+    """Linear-like ``(out, in)`` and conv ``(out, in/groups, *k)`` weights.
+
+    ``rows`` restricts to a row slice (the q/k/v parts of an attention
+    ``in_proj_weight``); ``transposed`` handles ConvTranspose's
+    ``(in, out/groups, *k)`` layout.
+    """
+
+    module: nn.Module
+    param_name: str = "weight"
+    groups: int = 1
+    transposed: bool = False
+    rows: slice | None = None
+    bias_name: str | None = "bias"
+
+    def _weight(self) -> torch.Tensor:
+        weight = self.parameter()
+        return weight[self.rows] if self.rows is not None else weight
+
+    def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
+        matrix = aggregate_slices(self._weight(), how)
+        if not self.transposed:
+            return matrix
+        n_in, out_per_group = matrix.shape
+        in_per_group = n_in // self.groups
+        return (
+            matrix.reshape(self.groups, in_per_group, out_per_group)
+            .transpose(1, 2)
+            .reshape(self.groups * out_per_group, in_per_group)
+        )
+
+    def to_parameter(self, per_edge: torch.Tensor) -> torch.Tensor:
+        shape = self._weight().shape
+        if self.transposed:
+            n_out, in_per_group = per_edge.shape
+            out_per_group = n_out // self.groups
+            per_edge = (
+                per_edge.reshape(self.groups, out_per_group, in_per_group)
+                .transpose(1, 2)
+                .reshape(self.groups * in_per_group, out_per_group)
+            )
+        view = per_edge.reshape(*per_edge.shape, *([1] * (len(shape) - 2)))
+        return view.expand(shape)
+
+    def region(self) -> tuple[slice, ...]:
+        return (self.rows,) if self.rows is not None else (slice(None),)
+
+    def bias(self) -> torch.Tensor | None:
+        if self.bias_name is None:
+            return None
+        bias = getattr(self.module, self.bias_name, None)
+        if bias is None:
+            return None
+        return bias[self.rows] if self.rows is not None else bias
+
+
+@dataclass(eq=False)
+class EmbeddingWeight(WeightSource):
+    """An Embedding's ``(vocab, dim)`` table seen from one vocabulary-aggregated source node."""
+
+    module: nn.Module
+    param_name: str = "weight"
+
+    def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
+        return aggregate_slices(self.parameter().t().unsqueeze(1), how)
+
+    def to_parameter(self, per_edge: torch.Tensor) -> torch.Tensor:
+        return per_edge[:, 0].unsqueeze(0).expand(self.parameter().shape)
+
+
+@dataclass(eq=False)
+class DiagonalWeight(WeightSource):
+    """Per-channel scales of norm layers: ``|gamma| / sqrt(var + eps)`` for a
+    BatchNorm with running statistics (its eval-mode gain), ``|gamma|`` otherwise."""
+
+    module: nn.Module
+    channels: int
+    param_name: str | None = "weight"
+
+    def gain(self) -> torch.Tensor:
+        gamma = getattr(self.module, "weight", None)
+        scale = (
+            effective_weight(self.module, "weight").abs()
+            if gamma is not None
+            else torch.ones(self.channels, dtype=torch.float32)
+        )
+        var = getattr(self.module, "running_var", None)
+        if var is not None:
+            scale = scale / torch.sqrt(var.to(scale.device) + self.module.eps)
+        return scale
+
+    def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
+        gain = self.gain().reshape(-1, 1)
+        if how == "count":
+            return (gain != 0).to(torch.int64)
+        if how == "nonfinite":
+            return (~torch.isfinite(gain)).to(torch.int64)
+        return gain
+
+    def gate(self) -> torch.Tensor:
+        """``|gamma|`` alone, the node gate of structured CoNNect."""
+        if getattr(self.module, "weight", None) is None:
+            return torch.ones(self.channels)
+        return effective_weight(self.module, "weight").abs()
+
+    def to_parameter(self, per_edge: torch.Tensor) -> torch.Tensor:
+        return per_edge.reshape(-1)
+
+    def bias(self) -> torch.Tensor | None:
+        return getattr(self.module, "bias", None)

@@ -1,0 +1,72 @@
+"""Training under ``torchrun``: two gloo ranks end with identical weights, rank 0 alone writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+
+SCRIPT = textwrap.dedent('''
+    import json, sys
+    from pathlib import Path
+
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    import netgraph.train as T
+
+    out = Path(sys.argv[1])
+    rank, world_size, device = T.setup_distributed()
+    writes = []
+    save, write = T.atomic_torch_save, T.atomic_write_text  # record who writes files
+    T.atomic_torch_save = lambda obj, path: (writes.append(Path(path).name), save(obj, path))[1]
+    T.atomic_write_text = lambda path, text: (writes.append(Path(path).name), write(path, text))[1]
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    data = TensorDataset(x, (x[:, 0] + x[:, 1] > 0).long())
+    train_loader = DataLoader(data, batch_size=32, sampler=DistributedSampler(data, seed=0))
+    test_loader = DataLoader(data, batch_size=64, sampler=DistributedSampler(data, shuffle=False))
+
+    torch.manual_seed(rank)  # different initial weights: DDP must start every rank from rank 0's
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    config = T.TrainConfig(epochs=1, lr=0.1, lambda_1=1e-4, lambda_r=1e-3)
+    result = T.train(model, train_loader, test_loader, config, out_dir=out / "run", progress=False,
+                     regularizer=lambda: model[3].weight.square().sum())
+    torch.save(model.state_dict(), out / f"rank{rank}.pt")
+    (out / f"rank{rank}.json").write_text(json.dumps(
+        {"world_size": world_size, "writes": writes, "accuracy": result.final_accuracy}))
+    T.cleanup_distributed()
+''')
+
+
+def test_torchrun_two_ranks_train_identically(tmp_path: Path) -> None:
+    script = tmp_path / "ddp_train.py"
+    script.write_text(SCRIPT)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["accuracy"] == ranks[1]["accuracy"] > 0.5  # reduced over ranks
+    assert sorted(ranks[0]["writes"]) == ["checkpoint.pt", "metrics.jsonl", "model.pt"]
+    assert ranks[1]["writes"] == []
+
+    states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["test_accuracy"] == ranks[0]["accuracy"]
