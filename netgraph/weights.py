@@ -38,6 +38,8 @@ def aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
     slice norm (the structured one), ``count`` counts nonzero elements and
     ``nonfinite`` counts NaN/Inf elements.
     """
+    if weight.dim() > 2 and weight[0, 0].numel() == 1:
+        weight = weight.reshape(weight.shape[0], weight.shape[1])
     dims = tuple(range(2, weight.dim()))
     if how == "l1":
         values = weight.abs()

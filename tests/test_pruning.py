@@ -26,6 +26,7 @@ from netgraph.pruning import (
     remaining,
     select_mask,
     sparsity,
+    total_weights,
 )
 from netgraph.pruning import scores
 from netgraph.pruning.schedule import keep_schedule
@@ -76,10 +77,6 @@ def mask_count(params) -> int:
     return sum(int(m.sum()) for m in current_masks(params))
 
 
-def total(params) -> int:
-    return sum(getattr(m, n).numel() for m, n in params)
-
-
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
@@ -94,7 +91,7 @@ def _seed() -> None:
 def test_every_method_hits_the_sparsity_exactly_and_never_revives(method, scope, iterations):
     model = ResidualNet()
     params = prunable_parameters(model)
-    n = total(params)
+    n = total_weights(params)
     METHODS["random"].prune(model, params, sparsity=0.5, seed=1)  # a model already pruned
     before = current_masks(params)
 
@@ -110,11 +107,20 @@ def test_every_method_hits_the_sparsity_exactly_and_never_revives(method, scope,
     assert all(not (new & ~old).any() for new, old in zip(masks, before))
 
 
+@pytest.mark.parametrize("method", ["snip", "grasp", "synflow"])
+def test_gradient_scores_work_under_no_grad(method):
+    model = ResidualNet()
+    params = prunable_parameters(model)
+    with torch.no_grad():
+        METHODS[method].prune(model, params, sparsity=0.5, data=batches(), input_shape=SHAPE, iterations=1)
+    assert remaining(params) == total_weights(params) - round(0.5 * total_weights(params))
+
+
 def test_compression_target_keeps_total_over_compression():
     model = lenet300()
     params = prunable_parameters(model)
     METHODS["magnitude"].prune(model, params, compression=37.3)
-    assert remaining(params) == round(total(params) / 37.3)
+    assert remaining(params) == round(total_weights(params) / 37.3)
     assert compression(params) == pytest.approx(37.3, rel=1e-3)
 
 
@@ -122,9 +128,9 @@ def test_layerwise_keeps_the_same_fraction_of_every_layer():
     model = ResidualNet()
     params = prunable_parameters(model)
     METHODS["magnitude_layerwise"].prune(model, params, sparsity=0.7)
-    keep = total(params) - round(0.7 * total(params))
+    keep = total_weights(params) - round(0.7 * total_weights(params))
     for (module, name), mask in zip(params, current_masks(params)):
-        share = keep * mask.numel() / total(params)
+        share = keep * mask.numel() / total_weights(params)
         assert math.floor(share) <= int(mask.sum()) <= math.ceil(share), module
 
 
@@ -150,7 +156,7 @@ def test_global_magnitude_matches_torch_global_unstructured():
     reference = copy.deepcopy(model)
     params = prunable_parameters(model)
     ref_params = prunable_parameters(reference)
-    amount = round(0.93 * total(params))
+    amount = round(0.93 * total_weights(params))
 
     METHODS["magnitude"].prune(model, params, sparsity=0.93)
     prune.global_unstructured(ref_params, pruning_method=prune.L1Unstructured, amount=amount)
@@ -402,11 +408,21 @@ def test_iterative_magnitude_rewinds_the_kept_weights_and_hits_the_target():
     )
 
     assert len(calls) == 3
-    assert mask_count(params) == total(params) - round(0.8 * total(params))
+    assert mask_count(params) == total_weights(params) - round(0.8 * total_weights(params))
     for (module, _), mask, key in zip(params, masks, ("1", "3", "5")):
         torch.testing.assert_close(module.weight_orig * mask, rewind[f"{key}.weight"] * mask)
         torch.testing.assert_close(module.weight, rewind[f"{key}.weight"] * mask)
         torch.testing.assert_close(module.bias, rewind[f"{key}.bias"])
+
+
+def test_rewinding_to_a_pruned_state_restores_values_but_never_masks():
+    model = small_mlp()
+    params = prunable_parameters(model)
+    METHODS["random"].prune(model, params, sparsity=0.5)
+    rewind = copy.deepcopy(model.state_dict())  # w_orig and the 50% masks
+    iterative_magnitude(model, params, sgd_steps, rounds=2, sparsity=0.9, rewind_state=rewind)
+    assert mask_count(params) == total_weights(params) - round(0.9 * total_weights(params))
+    torch.testing.assert_close(params[0][0].weight_orig, rewind["1.weight_orig"])
 
 
 def test_iterative_magnitude_without_rewind_keeps_the_trained_weights():
@@ -414,7 +430,7 @@ def test_iterative_magnitude_without_rewind_keeps_the_trained_weights():
     params = prunable_parameters(model)
     start = params[0][0].weight.detach().clone()
     iterative_magnitude(model, params, sgd_steps, rounds=2, compression=4)
-    assert remaining(params) == round(total(params) / 4)
+    assert remaining(params) == round(total_weights(params) / 4)
     assert not torch.equal(params[0][0].weight_orig, start)
 
 

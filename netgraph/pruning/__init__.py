@@ -19,6 +19,7 @@ from netgraph.pruning.masks import (
     select_mask,
     sparsity,
     sync_weights,
+    total_weights,
 )
 from netgraph.pruning.methods import METHODS, PruningMethod, iterative_magnitude, register_method
 from netgraph.pruning.scores import ScoreContext
@@ -41,4 +42,5 @@ __all__ = [
     "sparsity",
     "structural_prune",
     "sync_weights",
+    "total_weights",
 ]

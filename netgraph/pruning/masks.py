@@ -41,6 +41,7 @@ __all__ = [
     "select_mask",
     "sparsity",
     "sync_weights",
+    "total_weights",
 ]
 
 
@@ -64,7 +65,7 @@ def current_masks(params: Sequence[Param]) -> list[torch.Tensor]:
     for module, name in params:
         mask = getattr(module, f"{name}_mask", None)
         if mask is None:
-            mask = torch.ones_like(effective_weight(module, name), dtype=torch.bool)
+            mask = torch.ones_like(getattr(module, name), dtype=torch.bool)
         masks.append(mask.detach() != 0)
     return masks
 
@@ -80,15 +81,15 @@ def apply_masks(params: Sequence[Param], masks: Sequence[torch.Tensor]) -> None:
     if len(params) != len(masks):
         raise NetgraphError(f"got {len(masks)} masks for {len(params)} parameters")
     for (module, name), mask in zip(params, masks):
-        stored = getattr(module, f"{name}_mask", None)
-        shape = (stored if stored is not None else getattr(module, name)).shape
-        if mask.shape != shape:
+        weight = getattr(module, name)
+        if mask.shape != weight.shape:
             raise NetgraphError(
                 f"mask of shape {tuple(mask.shape)} does not fit {type(module).__name__}.{name} "
-                f"of shape {tuple(shape)}"
+                f"of shape {tuple(weight.shape)}"
             )
+        stored = getattr(module, f"{name}_mask", None)
         if stored is None:
-            prune.custom_from_mask(module, name, mask.to(getattr(module, name).device, torch.bool))
+            prune.custom_from_mask(module, name, mask.to(weight.device, torch.bool))
         else:
             stored.mul_(mask.to(stored.device, torch.bool))
             _sync(module, name)
@@ -110,6 +111,11 @@ def make_permanent(model: nn.Module) -> nn.Module:
     return model
 
 
+def total_weights(params: Sequence[Param]) -> int:
+    """Number of prunable weights, pruned or not."""
+    return sum(getattr(m, n).numel() for m, n in params)
+
+
 def remaining(params: Sequence[Param]) -> int:
     """Nonzero effective weights. A kept weight that is exactly zero counts as
     removed: this is the *nominal* count the reports use, and it also works on
@@ -119,13 +125,13 @@ def remaining(params: Sequence[Param]) -> int:
 
 def sparsity(params: Sequence[Param]) -> float:
     """Fraction of the prunable weights that are zero."""
-    return 1.0 - remaining(params) / _total(params)
+    return 1.0 - remaining(params) / total_weights(params)
 
 
 def compression(params: Sequence[Param]) -> float:
     """Total / remaining prunable weights (``inf`` when none remain)."""
     left = remaining(params)
-    return _total(params) / left if left else float("inf")
+    return total_weights(params) / left if left else float("inf")
 
 
 def select_mask(
@@ -197,10 +203,6 @@ def _layer_budgets(sizes: list[int], alive: list[int], keep: int) -> list[int]:
         for i in by_remainder[: left - sum(budgets[i] for i in open_layers)]:
             budgets[i] += 1
     return budgets
-
-
-def _total(params: Sequence[Param]) -> int:
-    return sum(getattr(m, n).numel() for m, n in params)
 
 
 def _pruned(model: nn.Module) -> Iterator[Param]:

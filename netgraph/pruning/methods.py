@@ -24,6 +24,7 @@ from netgraph.pruning.masks import (
     current_masks,
     select_mask,
     sync_weights,
+    total_weights,
 )
 from netgraph.pruning.schedule import Schedule, keep_schedule, target_keep
 from netgraph.pruning.scores import Batch, ScoreContext, ScoreFn
@@ -154,9 +155,8 @@ def _keeps(
     schedule: Schedule,
 ) -> list[int]:
     """Weights to keep after each round, checked before anything is pruned."""
-    total = sum(getattr(m, n).numel() for m, n in params)
     alive = sum(int(mask.sum()) for mask in current_masks(params))
-    final = target_keep(total, compression=compression, sparsity=sparsity)
+    final = target_keep(total_weights(params), compression=compression, sparsity=sparsity)
     if final > alive:
         raise NetgraphError(
             f"the target keeps {final} weights but only {alive} are left: pruning never revives weights"

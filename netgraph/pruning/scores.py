@@ -70,6 +70,7 @@ def magnitude(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> l
     return [effective_weight(m, n).detach().abs() for m, n in params]
 
 
+@torch.enable_grad()
 def snip(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> list[torch.Tensor]:
     """SNIP (Lee et al. 2019): connection sensitivity ``|w * dL/dw|``, the gradient
     summed over the batches. The paper divides by the total, which does not change
@@ -84,6 +85,7 @@ def snip(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> list[t
     return [(effective_weight(m, n) * g).detach().abs() for (m, n), g in zip(params, grads)]
 
 
+@torch.enable_grad()
 def grasp(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> list[torch.Tensor]:
     """GraSP (Wang et al. 2020), scored ``w * (H g)`` so that higher means keep.
 
@@ -115,6 +117,7 @@ def grasp(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> list[
     return [(effective_weight(m, n) * h).detach() for (m, n), h in zip(params, hg)]
 
 
+@torch.enable_grad()
 def synflow(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> list[torch.Tensor]:
     """SynFlow (Tanaka et al. 2020): ``|w * dR/dw|`` in float64, where ``R`` is the
     sum of the outputs for an all-ones input when every floating parameter and buffer
@@ -136,7 +139,7 @@ def synflow(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> lis
     positive = [state[names[id(v)]].requires_grad_() for v in _variables(params)]
     ones = torch.ones((1, *ctx.input_shape), dtype=torch.float64, device=ctx.device)
     try:
-        if True:
+        with eval_mode(model):
             output = functional_call(model, state, (ones,))
     finally:
         sync_weights(model)  # prune hooks cached the swapped-in weights on the modules

@@ -21,9 +21,9 @@ from netgraph.errors import NetgraphError
 from netgraph.pruning.masks import prunable_parameters
 from netgraph.pruning.modes import eval_mode
 
-Importance = Callable[[tp.Group], torch.Tensor]
+ImportanceFn = Callable[[tp.Group], torch.Tensor]
 
-_IMPORTANCES: dict[str, Callable[[], Importance]] = {
+_IMPORTANCES: dict[str, Callable[[], ImportanceFn]] = {
     "magnitude": tp.importance.GroupMagnitudeImportance,  # group L2 norm
     "taylor": tp.importance.GroupTaylorImportance,
 }
@@ -33,7 +33,7 @@ def structural_prune(
     model: nn.Module,
     example_input: torch.Tensor,
     ratio: float,
-    importance: str | Importance = "magnitude",
+    importance: str | ImportanceFn = "magnitude",
     *,
     ignored_layers: Sequence[nn.Module] | None = None,
     batch: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -79,7 +79,7 @@ def structural_prune(
     return model
 
 
-def _importance(importance: str | Importance) -> Importance:
+def _importance(importance: str | ImportanceFn) -> ImportanceFn:
     if callable(importance):
         return importance
     if importance not in _IMPORTANCES:

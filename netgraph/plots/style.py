@@ -1,0 +1,228 @@
+"""One look for every figure: palette, method colours, fonts, and file writing.
+
+Static figures are drawn with matplotlib's object API (``matplotlib.figure.Figure``
+rendered by Agg, no pyplot, no global backend switch) and written as PNG (and SVG
+on request); interactive ones with plotly and written as HTML. HTML files load
+plotly.js from one ``plotly.min.js`` written next to them (no internet needed, a
+few kB per figure); pass ``plotlyjs=True`` to embed it in every file instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from netgraph.atomic import atomic_write, atomic_write_text
+
+# Okabe & Ito (2008) colour-blind-safe palette, then Paul Tol's "muted" for extras.
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+}
+TOL_MUTED = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499"]
+
+#: Fixed colour and marker per pruning method, the same in every figure.
+METHOD_STYLE: dict[str, tuple[str, str]] = {
+    "connect": (OKABE_ITO["vermillion"], "o"),
+    "connect_score": (TOL_MUTED[8], "D"),
+    "synflow": (OKABE_ITO["blue"], "s"),
+    "magnitude": (OKABE_ITO["green"], "^"),
+    "magnitude_layerwise": (OKABE_ITO["sky_blue"], "v"),
+    "imp": (TOL_MUTED[7], "P"),
+    "snip": (OKABE_ITO["orange"], "<"),
+    "grasp": (OKABE_ITO["purple"], ">"),
+    "random": (OKABE_ITO["black"], "h"),
+}
+_ALIASES = {
+    "connect_reg": "connect", "connect-reg": "connect", "connect_regularizer": "connect",
+    "connect-score": "connect_score", "connectscore": "connect_score",
+    "magnitude_global": "magnitude", "global_magnitude": "magnitude",
+    "layerwise_magnitude": "magnitude_layerwise", "magnitude-layerwise": "magnitude_layerwise",
+    "iterative_magnitude": "imp", "lottery": "imp", "lth": "imp",
+}
+_EXTRA_MARKERS = ["X", "d", "p", "*", "8"]
+
+# Colours with a fixed meaning in the graph drawings.
+ALIVE = OKABE_ITO["blue"]
+DEAD = "#BBBBBB"
+DEAD_EDGE = "#C8C8C8"
+CUT = OKABE_ITO["vermillion"]
+DENSE = "#555555"
+ZERO_CELL = "#DDDDDD"
+
+DPI = 150
+WIDTH_IN = 9.0  # 9 in at 150 dpi: 1350 px, sharp when shown ~900 px wide
+FONT = 10
+
+MPL_STYLE: dict[str, Any] = {
+    "font.size": FONT,
+    "axes.titlesize": FONT + 1,
+    "axes.labelsize": FONT,
+    "xtick.labelsize": FONT - 1,
+    "ytick.labelsize": FONT - 1,
+    "legend.fontsize": FONT - 1,
+    "legend.frameon": False,
+    "figure.titlesize": FONT + 2,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "grid.color": "#E5E5E5",
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 5,
+    "savefig.dpi": DPI,
+    "svg.fonttype": "none",
+    "figure.facecolor": "white",
+}
+
+PLOTLY_FONT = {"family": "DejaVu Sans, Arial, sans-serif", "size": 13}
+
+
+def method_key(method: str) -> str:
+    key = str(method).strip().lower().replace(" ", "_")
+    return _ALIASES.get(key, key)
+
+
+def method_color(method: str) -> str:
+    """The method's colour: fixed for known methods, a stable hash pick otherwise."""
+    key = method_key(method)
+    if key in METHOD_STYLE:
+        return METHOD_STYLE[key][0]
+    for known, (color, _) in METHOD_STYLE.items():  # variants: "synflow_iter", "connect+magnitude"
+        if key.startswith(known):
+            return color
+    return TOL_MUTED[zlib.crc32(key.encode()) % 7]
+
+
+def method_marker(method: str) -> str:
+    key = method_key(method)
+    if key in METHOD_STYLE:
+        return METHOD_STYLE[key][1]
+    return _EXTRA_MARKERS[zlib.crc32(key.encode()) % len(_EXTRA_MARKERS)]
+
+
+_PLOTLY_SYMBOLS = {"o": "circle", "D": "diamond", "s": "square", "^": "triangle-up", "v": "triangle-down",
+                   "P": "cross", "<": "triangle-left", ">": "triangle-right", "h": "hexagon", "X": "x",
+                   "d": "diamond-tall", "p": "pentagon", "*": "star", "8": "octagon"}
+
+
+def plotly_symbol(method: str) -> str:
+    return _PLOTLY_SYMBOLS.get(method_marker(method), "circle")
+
+
+def sort_methods(methods: Iterable[str]) -> list[str]:
+    """Known methods in a fixed order (so legends agree across figures), others after, by name."""
+    order = {name: i for i, name in enumerate(METHOD_STYLE)}
+    return sorted(set(methods), key=lambda m: (order.get(method_key(m), len(order)), str(m)))
+
+
+def hex_to_rgba(color: str, alpha: float) -> str:
+    color = color.lstrip("#")
+    r, g, b = (int(color[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha:.3g})"
+
+
+@contextmanager
+def mpl_style():
+    import matplotlib
+
+    with matplotlib.rc_context(MPL_STYLE):
+        yield
+
+
+def new_figure(width: float = WIDTH_IN, height: float = 4.0):
+    """A matplotlib Figure rendered by Agg (no pyplot state, safe headless)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def plotly_layout(title: str, width: int = 900, height: int = 450, **extra: Any) -> dict:
+    layout = {
+        "title": {"text": title, "x": 0.01, "xanchor": "left"},
+        "template": "simple_white",
+        "font": PLOTLY_FONT,
+        "width": width,
+        "height": height,
+        "margin": {"l": 70, "r": 30, "t": 70, "b": 60},
+        "legend": {"bgcolor": "rgba(255,255,255,0.7)"},
+        "hoverlabel": {"namelength": -1},
+    }
+    layout.update(extra)
+    return layout
+
+
+def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
+    cols = min(n, max_cols) if n else 1
+    return math.ceil(max(n, 1) / cols), cols
+
+
+# --- writing -------------------------------------------------------------------
+
+
+class Written(list):
+    """The files a figure function wrote (a list of Paths, PNG first), plus
+    ``info``: what was drawn (per-panel edge counts etc.)."""
+
+    def __init__(self, paths: Iterable[Path] = (), info: dict | None = None) -> None:
+        super().__init__(paths)
+        self.info: dict = info or {}
+
+    def by_suffix(self, suffix: str) -> list[Path]:
+        return [p for p in self if p.suffix == suffix]
+
+
+def _formats(formats: str | Sequence[str]) -> list[str]:
+    if isinstance(formats, str):
+        formats = [formats]
+    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if bad:
+        raise ValueError(f"unsupported static format(s) {bad}: use png, svg or pdf")
+    return list(dict.fromkeys(formats))
+
+
+def save_mpl(fig, out_dir: Path, name: str, formats: str | Sequence[str] = ("png",)) -> list[Path]:
+    paths = []
+    for fmt in _formats(formats):
+        target = out_dir / f"{name}.{fmt}"
+        paths.append(atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=DPI,
+                                                                           facecolor="white")))
+    return paths
+
+
+def save_plotly(fig, out_dir: Path, name: str, plotlyjs: bool | str = "directory") -> Path:
+    """Write ``fig`` as HTML. ``plotlyjs='directory'`` (default) references a shared
+    ``plotly.min.js`` written once into ``out_dir``; ``True`` embeds it (~4.7 MB)."""
+    if plotlyjs not in (True, "directory"):
+        raise ValueError("plotlyjs must be True (embed) or 'directory' (shared local bundle): there is no CDN offline")
+    html = fig.to_html(include_plotlyjs=plotlyjs, full_html=True, config={"displaylogo": False, "responsive": True})
+    if plotlyjs == "directory":
+        ensure_plotlyjs(out_dir)
+    return atomic_write_text(out_dir / f"{name}.html", html)
+
+
+def ensure_plotlyjs(out_dir: str | os.PathLike) -> Path:
+    """Write plotly.js (the version plotly.py ships) to ``out_dir/plotly.min.js`` once."""
+    from plotly.offline import get_plotlyjs
+
+    target = Path(out_dir) / "plotly.min.js"
+    if not target.exists() or target.stat().st_size == 0:
+        atomic_write_text(target, get_plotlyjs())
+    return target
+
+
+def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+    path = Path(out_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
