@@ -5,7 +5,8 @@ target exactly (one-shot or iterated), and a Torch-Pruning adapter for channels.
 - :mod:`.schedule` how many weights to keep, per target and per round;
 - :mod:`.scores` random, magnitude, SNIP, GraSP, SynFlow (higher = keep);
 - :mod:`.methods` the ``METHODS`` registry and iterative magnitude pruning;
-- :mod:`.torch_pruning` structural pruning with DepGraph.
+- :mod:`.torch_pruning` structural pruning with DepGraph;
+- :mod:`.connect_score` CoNNect's path-mass score and its DepGraph importance.
 """
 
 from netgraph.pruning.masks import (
@@ -24,9 +25,11 @@ from netgraph.pruning.masks import (
 from netgraph.pruning.methods import METHODS, PruningMethod, iterative_magnitude, register_method
 from netgraph.pruning.scores import ScoreContext
 from netgraph.pruning.torch_pruning import structural_prune
+from netgraph.pruning.connect_score import ConnectImportance  # registers the "connect" method
 
 __all__ = [
     "METHODS",
+    "ConnectImportance",
     "PruningMethod",
     "ScoreContext",
     "apply_masks",
