@@ -39,17 +39,43 @@ class Layout:
     names: list[str]
     kinds: list[str]
 
-    def ticks(self, max_labels: int = 14) -> tuple[list[float], list[str]]:
-        """x positions and names of the columns worth a label (inputs, parametric
-        layers and joins; thinned to at most ``max_labels``, keeping the last)."""
+    def ticks(self, max_labels: int = 12) -> tuple[list[float], list[str]]:
+        """x positions and names of the columns worth a label.
+
+        Every input, parametric layer and join when they are few; otherwise the
+        first column of each module prefix (``layer1``, ``layer2.0``...) at the
+        deepest prefix level that still fits ``max_labels``; otherwise every
+        n-th column."""
         wanted = [i for i, k in enumerate(self.kinds) if k != "diag"]
-        if len(wanted) > max_labels:
-            step = int(np.ceil(len(wanted) / max_labels))
-            keep = wanted[::step]
-            if wanted[-1] not in keep:
-                keep[-1] = wanted[-1]
-            wanted = keep
-        return [float(self.group_x[i]) for i in wanted], [self.names[i] for i in wanted]
+        if len(wanted) <= max_labels:
+            return [float(self.group_x[i]) for i in wanted], [self.names[i] for i in wanted]
+        modules = [i for i in wanted if self.kinds[i] in ("input", "param")]
+        best: list[tuple[int, str]] = []
+        for depth in (1, 2, 3):
+            seen: dict[str, int] = {}
+            for i in modules:
+                seen.setdefault(".".join(self.names[i].split(".")[:depth]), i)
+            if len(seen) > max_labels:
+                break
+            best = [(i, label) for label, i in seen.items()]
+        if len(best) >= 3:
+            return self._spaced([float(self.group_x[i]) for i, _ in best], [label for _, label in best], max_labels)
+        step = int(np.ceil(len(wanted) / max_labels))
+        keep = wanted[::step]
+        if wanted[-1] not in keep:
+            keep[-1] = wanted[-1]
+        return self._spaced([float(self.group_x[i]) for i in keep], [self.names[i] for i in keep], max_labels)
+
+    def _spaced(self, xs: list[float], labels: list[str], max_labels: int) -> tuple[list[float], list[str]]:
+        """Drop labels closer than 1/(2 max_labels) of the width to the next one (right to left)."""
+        gap = (self.group_x[-1] - self.group_x[0]) / (2.5 * max_labels)
+        kept_x: list[float] = []
+        kept: list[str] = []
+        for x, label in zip(reversed(xs), reversed(labels)):
+            if not kept_x or kept_x[-1] - x >= gap:
+                kept_x.append(x)
+                kept.append(label)
+        return kept_x[::-1], kept[::-1]
 
 
 def layered_layout(graph: ChannelGraph) -> Layout:

@@ -29,6 +29,7 @@ from netgraph.report import ConnectivityReport, analyze
 _WIDTH = (0.35, 2.6)
 _ALPHA = (0.18, 0.95)
 _HTML_BINS = 5
+_DECADES = 4.0
 
 
 @dataclass
@@ -57,6 +58,15 @@ class _Panel:
     report: ConnectivityReport
     layout: Layout
     edges: PanelEdges
+    mass_top: float = 0.0  # log10 of the largest alive-edge path mass over all panels
+
+    @property
+    def thin(self) -> float:
+        """Line-width factor: crowded panels get thinner lines."""
+        return float(np.clip(math.sqrt(400.0 / max(self.edges.n_alive_drawn, 1)), 0.3, 1.0))
+
+    def scale(self) -> np.ndarray:
+        return mass_scale(self.edges.alive_mass, self.mass_top, _DECADES)
 
 
 def _unpack(snapshot) -> tuple[str, ChannelGraph, Flows, ConnectivityReport]:
@@ -74,20 +84,23 @@ def _prepare(snapshots, max_exact, top_k, max_dead) -> list[_Panel]:
         label, graph, result, report = _unpack(snapshot)
         edges = select_edges(graph, result, report, max_exact=max_exact, top_k=top_k, max_dead=max_dead)
         panels.append(_Panel(label, graph, result, report, layered_layout(graph), edges))
+    masses = [p.edges.alive_mass.max() for p in panels if p.edges.n_alive_drawn and p.edges.alive_mass.max() > 0]
+    top = float(np.log10(max(masses))) if masses else 0.0
+    for panel in panels:
+        panel.mass_top = top
     return panels
 
 
-def _subtitle(panel: _Panel) -> str:
+def _subtitle(panel: _Panel, sep: str = " · ") -> str:
     e = panel.edges
     if panel.flows.disconnected:
         status = "disconnected"
     else:
         status = f"log φ = {panel.flows.log_phi:.1f}"
-    if e.exact:
-        count = f"{e.n_alive:,} alive edges"
-    else:
-        count = f"top {e.top_k}/layer of {e.n_alive:,} alive edges"
-    return f"{count} · {status}"
+    count = f"{e.n_alive:,} alive edges"
+    if not e.exact:
+        count += f" (top {e.top_k}/layer drawn)"
+    return f"{count}{sep}{status}"
 
 
 def _segments(layout: Layout, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -97,9 +110,13 @@ def _segments(layout: Layout, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     )
 
 
-def _node_size(graph: ChannelGraph) -> float:
-    biggest = max(g.size for g in graph.groups)
-    return float(np.clip(700.0 / biggest, 0.5, 22.0))
+def _node_size(graph: ChannelGraph, height_pt: float = 220.0, width_pt: float = 600.0) -> np.ndarray:
+    """Marker area (pt^2) per node: at most 60% of the spacing of its group's
+    channels and 40% of the spacing of the columns."""
+    sizes = np.array([g.size for g in graph.groups], dtype=np.float64)
+    columns = max(len(graph.groups), 1)
+    diameter = np.minimum(0.6 * height_pt / sizes, 0.4 * width_pt / columns)
+    return np.clip(diameter**2, 0.05, 22.0)[graph.node_group]
 
 
 def _marks(panel: _Panel) -> list[tuple[int, str]]:
@@ -132,37 +149,44 @@ def draw_paths_mpl(ax, panel: _Panel, show_ylabel: bool = True, max_labels: int 
                                          linewidths=0.35, alpha=0.55, zorder=1, rasterized=True))
     drawn = 0
     if edges.n_alive_drawn:
-        t = mass_scale(edges.alive_mass)
+        t = panel.scale()
         order = np.argsort(t, kind="stable")  # heavy edges on top
         colors = np.tile(to_rgba(ALIVE), (len(t), 1))
         colors[:, 3] = _ALPHA[0] + (_ALPHA[1] - _ALPHA[0]) * t
         collection = LineCollection(
             _segments(layout, edges.alive_src, edges.alive_dst)[order],
             colors=colors[order],
-            linewidths=(_WIDTH[0] + (_WIDTH[1] - _WIDTH[0]) * t)[order],
+            linewidths=(panel.thin * (_WIDTH[0] + (_WIDTH[1] - _WIDTH[0]) * t))[order],
             zorder=2,
             capstyle="round",
         )
         ax.add_collection(collection)
         drawn = len(collection.get_segments())
 
-    size = _node_size(panel.graph)
+    bbox = ax.get_position()
+    fig_w, fig_h = ax.figure.get_size_inches()
+    size = _node_size(panel.graph, 72 * bbox.height * fig_h, 72 * bbox.width * fig_w)
     alive = panel.flows.alive
-    ax.scatter(layout.node_x[~alive], layout.node_y[~alive], s=size, facecolors="white", edgecolors=DEAD,
+    ax.scatter(layout.node_x[~alive], layout.node_y[~alive], s=size[~alive], facecolors="white", edgecolors=DEAD,
                linewidths=0.5, zorder=3, rasterized=len(alive) > 3000)
-    ax.scatter(layout.node_x[alive], layout.node_y[alive], s=size, c=OKABE_ITO["black"], linewidths=0,
-               zorder=4, rasterized=len(alive) > 3000)
+    crowded = size[alive] < 1.0  # channels of wide layers merge into a line: draw them lighter
+    for sel, color in ((crowded, "#555555"), (~crowded, OKABE_ITO["black"])):
+        if sel.any():
+            ax.scatter(layout.node_x[alive][sel], layout.node_y[alive][sel], s=size[alive][sel], c=color,
+                       linewidths=0, zorder=4, rasterized=len(alive) > 3000)
 
     ticks, names = layout.ticks(max_labels)
-    ax.set_xticks(ticks, names, rotation=60, ha="right", rotation_mode="anchor", fontsize=FONT - 2)
+    ax.set_xticks(ticks, names, rotation=45, ha="right", rotation_mode="anchor", fontsize=FONT - 2)
     ax.set_xlim(layout.group_x[0] - 0.5, layout.group_x[-1] + 0.5)
     ax.set_ylim(-0.03, 1.03)
     ax.set_yticks([])
     ax.spines["left"].set_visible(False)
     if show_ylabel:
         ax.set_ylabel("channel (evenly spread per layer)")
-    ax.set_xlabel("layer (topological order)")
-    ax.set_title(f"{panel.label}\n{_subtitle(panel)}", fontsize=FONT, loc="center")
+    ax.set_xlabel("layer (topological order)", fontsize=FONT - 1)
+    ax.set_title(panel.label, fontsize=FONT, fontweight="bold", loc="center", pad=24)
+    ax.text(0.5, 1.0, _subtitle(panel, "\n"), transform=ax.transAxes, ha="center", va="bottom",
+            fontsize=FONT - 2, color="#333333", linespacing=1.1)
     return drawn
 
 
@@ -187,7 +211,7 @@ def _static_paths(panels: list[_Panel], title: str, max_cols: int | None) -> tup
         max_cols = 4 if n_cols_graph <= 8 else 3 if n_cols_graph <= 16 else 2 if n_cols_graph <= 40 else 1
     cols = min(len(panels), max_cols)
     rows = math.ceil(len(panels) / cols)
-    height = 3.5 * rows + 0.9 if n_cols_graph <= 16 else 4.2 * rows + 0.9
+    height = 3.5 * rows + 0.9 if cols > 1 else 3.1 * rows + 0.9
     fig = new_figure(WIDTH_IN, height)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     drawn = [draw_paths_mpl(ax, panel, show_ylabel=i % cols == 0) for i, (ax, panel) in enumerate(zip(axes, panels))]
@@ -219,23 +243,24 @@ def _plotly_traces(panel: _Panel) -> tuple[list[dict], int]:
                            line=dict(color=DEAD_EDGE, width=0.6), opacity=0.6))
     drawn = 0
     if edges.n_alive_drawn:
-        t = mass_scale(edges.alive_mass)
+        t = panel.scale()
         bins = np.minimum((t * _HTML_BINS).astype(int), _HTML_BINS - 1)
-        top = float(np.log10(edges.alive_mass.max())) if edges.alive_mass.max() > 0 else 0.0
+        top = panel.mass_top
         for b in range(_HTML_BINS):
             sel = bins == b
             if not sel.any():
                 continue
             mid = (b + 0.5) / _HTML_BINS
             x, y = _line_xy(layout, edges.alive_src[sel], edges.alive_dst[sel])
-            low = top - 4 + 4 * b / _HTML_BINS
-            name = f"alive edges, path mass ≥ 1e{low:.1f}" if b else f"alive edges, path mass < 1e{low + 0.8:.1f}"
+            low = top - _DECADES + _DECADES * b / _HTML_BINS
+            high = low + _DECADES / _HTML_BINS
+            name = f"alive edges, path mass ≥ 10^{low:.1f}" if b else f"alive edges, path mass < 10^{high:.1f}"
             traces.append(dict(type="scatter", x=x, y=y, mode="lines", hoverinfo="skip", name=name,
                                line=dict(color=hex_to_rgba(ALIVE, _ALPHA[0] + (_ALPHA[1] - _ALPHA[0]) * mid),
-                                         width=_WIDTH[0] + 0.3 + (_WIDTH[1] + 0.6 - _WIDTH[0]) * mid)))
+                                         width=panel.thin * (_WIDTH[0] + 0.3 + (_WIDTH[1] + 0.6 - _WIDTH[0]) * mid))))
             drawn += int(sel.sum())
     alive = panel.flows.alive
-    size = float(np.clip(math.sqrt(_node_size(panel.graph)) * 2.2, 2.0, 10.0))
+    size = np.clip(np.sqrt(_node_size(panel.graph, 330.0, 800.0)) * 1.3, 2.0, 10.0).astype(np.float32)
     with_hover = panel.graph.n_nodes <= 5000
     centrality = panel.flows.centrality()
     group_names = np.array(layout.names, dtype=object)[panel.graph.node_group]
@@ -246,7 +271,7 @@ def _plotly_traces(panel: _Panel) -> tuple[list[dict], int]:
             continue
         trace = dict(type="scatter", x=layout.node_x[sel].astype(np.float32), y=layout.node_y[sel].astype(np.float32),
                      mode="markers", name=name,
-                     marker=dict(size=size, color="black" if is_alive else "white",
+                     marker=dict(size=size[sel], color="black" if is_alive else "white",
                                  line=dict(color="black" if is_alive else DEAD, width=0 if is_alive else 1)))
         if with_hover:
             trace["text"] = [f"{g}[{i}]<br>centrality {c:.2e}" for g, i, c in

@@ -1,0 +1,136 @@
+"""``netgraph train`` and ``netgraph prune``: the training engine and pruning methods from the shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from netgraph.cli.app import app
+from netgraph.errors import NetgraphError
+
+Method = Annotated[str, typer.Option(help="Pruning method (random, magnitude, magnitude_layerwise, snip, grasp, synflow, connect).")]
+
+
+def _regularizer(model, input_shape, lambda_r: float, structured: bool):  # type: ignore[no-untyped-def]
+    if lambda_r <= 0:
+        return None
+    from netgraph.connect import CoNNect
+
+    return CoNNect(model, input_shape=input_shape, structured=structured, gates=structured)
+
+
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Argument(help="Model name (lenet300, lenet5, resnet20, vgg16_bn_cifar, torchvision name, package.module:factory).")],
+    dataset: Annotated[str, typer.Option(help="mnist5k, digits, synthetic, mnist, fashionmnist, cifar10, cifar100, imagefolder.")] = "mnist5k",
+    out: Annotated[Path, typer.Option(help="Run directory: checkpoint.pt, metrics.jsonl, model.pt.")] = Path("netgraph-run"),
+    epochs: int = 10,
+    batch_size: int = 128,
+    optimizer: Annotated[str, typer.Option(help="sgd or adam.")] = "sgd",
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    schedule: Annotated[str, typer.Option(help="cosine, step or none.")] = "cosine",
+    lambda_r: Annotated[float, typer.Option(help="Weight of the CoNNect regularizer R.")] = 0.0,
+    lambda_r_warmup: Annotated[int, typer.Option(help="Epochs over which lambda_r ramps up from 0.")] = 0,
+    lambda_1: Annotated[float, typer.Option(help="Weight of the L1 penalty on prunable weights.")] = 0.0,
+    structured: Annotated[bool, typer.Option(help="Structured CoNNect (slice L2 norms, BN gates).")] = False,
+    seed: int = 0,
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory holding torchvision datasets / ImageFolder.")] = None,
+    download: Annotated[bool, typer.Option(help="Allow torchvision to download the dataset (needs internet).")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cuda, cuda:1, cpu (default: CUDA if available).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
+    max_steps_per_epoch: Optional[int] = None,
+) -> None:
+    """Train MODEL on DATASET with task loss + lambda_r * CoNNect + lambda_1 * L1.
+
+    Runs under ``torchrun`` as distributed data parallel (gloo on CPU, NCCL on GPU).
+    """
+    from netgraph.data import load_dataset, make_loaders
+    from netgraph.models import build_model
+    from netgraph.train import TrainConfig, cleanup_distributed, seed_everything, setup_distributed, train
+
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
+        weight_decay=weight_decay, schedule=schedule, lambda_r=lambda_r, lambda_r_warmup_epochs=lambda_r_warmup,
+        lambda_1=lambda_1, seed=seed, device=device, max_steps_per_epoch=max_steps_per_epoch,
+    )
+    if out.exists() and not out.is_dir():
+        raise NetgraphError(f"--out {out} exists and is not a directory")
+    splits = load_dataset(dataset, data_root=str(data_root) if data_root else None, download=download, seed=seed)
+    _, world_size, _ = setup_distributed()
+    try:
+        train_loader, test_loader = make_loaders(splits, batch_size, seed=seed, distributed=world_size > 1)
+        seed_everything(seed)
+        net = build_model(model, num_classes=splits.num_classes, input_shape=splits.input_shape)
+        regularizer = _regularizer(net, splits.input_shape, lambda_r, structured)
+        result = train(net, train_loader, test_loader, config, regularizer=regularizer, out_dir=out, resume=resume)
+    finally:
+        cleanup_distributed()
+    Console().print(
+        f"final test accuracy {result.final_accuracy:.4f} (best {result.best_accuracy:.4f}); weights in {out / 'model.pt'}"
+    )
+
+
+@app.command("prune")
+def prune_command(
+    model: Annotated[str, typer.Argument(help="Model name the checkpoint belongs to.")],
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Trained weights (.pt/.safetensors); default: random init.")] = None,
+    method: Method = "magnitude",
+    compression: Annotated[Optional[float], typer.Option(help="Target total/remaining prunable weights (>= 1).")] = None,
+    sparsity: Annotated[Optional[float], typer.Option(help="Target fraction of pruned weights, in [0, 1).")] = None,
+    iterations: Annotated[Optional[int], typer.Option(help="Rounds on the exponential schedule (default: the method's).")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="global or layerwise (default: the method's).")] = None,
+    dataset: Annotated[str, typer.Option(help="Data for data-driven scores and fine-tuning.")] = "mnist5k",
+    finetune_epochs: Annotated[int, typer.Option(help="Epochs of fine-tuning after pruning (0: none).")] = 0,
+    lr: float = 1e-3,
+    out: Annotated[Path, typer.Option(help="Where to write the pruned state dict (weight_orig/weight_mask format).")] = Path("pruned.pt"),
+    seed: int = 0,
+    data_root: Optional[Path] = None,
+    device: Optional[str] = None,
+) -> None:
+    """Prune a (trained) checkpoint with any method, optionally fine-tune, and report connectivity."""
+    from netgraph.data import load_dataset, make_loaders
+    from netgraph.device import pick_device
+    from netgraph.loading import resolve_model
+    from netgraph.pruning import METHODS, prunable_parameters
+    from netgraph.report import analyze
+    from netgraph.trace import trace
+    from netgraph.train import TrainConfig, seed_everything, train
+
+    if (compression is None) == (sparsity is None):
+        raise NetgraphError("give exactly one of --compression or --sparsity")
+    if sparsity is not None and not 0 <= sparsity < 1:
+        raise NetgraphError(f"--sparsity must be in [0, 1), got {sparsity}")
+    if compression is not None and not compression >= 1:
+        raise NetgraphError(f"--compression must be >= 1, got {compression}")
+    if out.is_dir():
+        raise NetgraphError(f"--out {out} is a directory; give a file name like pruned.pt")
+    pruner = METHODS[method]
+    seed_everything(seed)
+    splits = load_dataset(dataset, data_root=str(data_root) if data_root else None, seed=seed)
+    net, shape = resolve_model(model, checkpoint, splits.input_shape, splits.num_classes)
+    target = pick_device(device)
+    net.to(target)
+    train_loader, test_loader = make_loaders(splits, 128, seed=seed)
+    batches = None if pruner.data_free else [batch for batch, _ in zip(train_loader, range(4))]
+    pruner.prune(
+        net, prunable_parameters(net), compression=compression, sparsity=sparsity, data=batches,
+        input_shape=shape, iterations=iterations, scope=scope, seed=seed,
+    )
+    if finetune_epochs > 0:
+        config = TrainConfig(epochs=finetune_epochs, optimizer="adam", lr=lr, weight_decay=0.0, seed=seed, device=device)
+        train(net, train_loader, test_loader, config)
+    from netgraph.checkpoint import save_checkpoint
+
+    save_checkpoint(net.state_dict(), out)
+    report = analyze(trace(net, input_shape=shape))
+    state = "DISCONNECTED" if report.disconnected else "connected"
+    Console().print(
+        f"{method}: nominal compression {report.nominal_compression:.1f}x, effective "
+        f"{report.effective_compression:.1f}x, {report.dead:,} dead weights, {state}; "
+        f"collapsed layers: {', '.join(report.collapsed_layers) or 'none'}; wrote {out}"
+    )
