@@ -16,7 +16,7 @@ from typer.exceptions import TyperException
 from netgraph.cli.app import app
 from netgraph.errors import EXIT_ERROR, NetgraphError
 
-from netgraph.cli import analyze, train  # noqa: F401,E402  (each module registers its commands)
+from netgraph.cli import analyze, compare, plot, train  # noqa: F401,E402  (each module registers its commands)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -181,7 +181,9 @@ def _subsample_dead(parts, max_dead: int, rng) -> tuple[np.ndarray, np.ndarray]:
     return src, dst
 
 
-def _marked_groups(graph: ChannelGraph, result: Flows, report: ConnectivityReport | None) -> tuple[list[int], list[int]]:
+def _marked_groups(
+    graph: ChannelGraph, result: Flows, report: ConnectivityReport | None
+) -> tuple[list[int], list[int]]:
     """Group indices (columns) of the cut and the collapsed layers."""
     if report is None:
         from netgraph.report import analyze

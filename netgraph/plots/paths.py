@@ -12,13 +12,14 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from netgraph.connectivity import Flows
 from netgraph.graph import ChannelGraph
-from netgraph.plots.layout import MAX_DEAD, MAX_EXACT, TOP_K, Layout, PanelEdges, layered_layout, mass_scale, select_edges
+from netgraph.plots.layout import (
+    MAX_DEAD, MAX_EXACT, TOP_K, Layout, PanelEdges, layered_layout, mass_scale, select_edges,
+)
 from netgraph.plots.style import (
     ALIVE, CUT, DEAD, DEAD_EDGE, FONT, OKABE_ITO, WIDTH_IN, Written, hex_to_rgba, mpl_style, new_figure,
     plotly_layout, prepare_out_dir, save_mpl, save_plotly,
@@ -105,9 +106,9 @@ def _subtitle(panel: _Panel, sep: str = " · ") -> str:
 
 def _segments(layout: Layout, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """(n, 2, 2) line segments from node ids."""
-    return np.stack(
-        [np.stack([layout.node_x[src], layout.node_y[src]], 1), np.stack([layout.node_x[dst], layout.node_y[dst]], 1)], 1
-    )
+    start = np.stack([layout.node_x[src], layout.node_y[src]], 1)
+    end = np.stack([layout.node_x[dst], layout.node_y[dst]], 1)
+    return np.stack([start, end], 1)
 
 
 def _node_size(graph: ChannelGraph, height_pt: float = 220.0, width_pt: float = 600.0) -> np.ndarray:
@@ -274,9 +275,12 @@ def _plotly_traces(panel: _Panel) -> tuple[list[dict], int]:
                      marker=dict(size=size[sel], color="black" if is_alive else "white",
                                  line=dict(color="black" if is_alive else DEAD, width=0 if is_alive else 1)))
         if with_hover:
-            trace["text"] = [f"{g}[{i}]<br>centrality {c:.2e}" for g, i, c in
-                             zip(group_names[sel], local[sel], centrality[sel])]
-            trace["hovertemplate"] = "%{text}<extra></extra>"
+            trace["text"] = [f"{g}[{i}]" for g, i in zip(group_names[sel], local[sel])]
+            if is_alive:
+                trace["customdata"] = centrality[sel].astype(np.float32)
+                trace["hovertemplate"] = "%{text}<br>centrality %{customdata:.2e}<extra></extra>"
+            else:
+                trace["hovertemplate"] = "%{text} (dead)<extra></extra>"
         else:
             trace["hoverinfo"] = "skip"
         traces.append(trace)

@@ -19,7 +19,7 @@ from typing import Any
 
 from netgraph.atomic import atomic_write, atomic_write_text
 
-# Okabe & Ito (2008) colour-blind-safe palette, then Paul Tol's "muted" for extras.
+# Okabe & Ito (2008) colour-blind-safe palette (plus a few of Paul Tol's colours below).
 OKABE_ITO = {
     "black": "#000000",
     "orange": "#E69F00",
@@ -30,28 +30,31 @@ OKABE_ITO = {
     "vermillion": "#D55E00",
     "purple": "#CC79A7",
 }
-TOL_MUTED = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499"]
 
-#: Fixed colour and marker per pruning method, the same in every figure.
+#: Fixed colour and marker per pruning method, the same in every figure (the
+#: methods of ``netgraph.pruning.METHODS`` and the sweep's post-training ones).
 METHOD_STYLE: dict[str, tuple[str, str]] = {
     "connect": (OKABE_ITO["vermillion"], "o"),
-    "connect_score": (TOL_MUTED[8], "D"),
+    "magnitude+connect": ("#882255", "D"),  # CoNNect-regularised training, then magnitude
     "synflow": (OKABE_ITO["blue"], "s"),
     "magnitude": (OKABE_ITO["green"], "^"),
     "magnitude_layerwise": (OKABE_ITO["sky_blue"], "v"),
-    "imp": (TOL_MUTED[7], "P"),
+    "magnitude+l1": ("#999933", "P"),
+    "imp": ("#332288", "*"),
     "snip": (OKABE_ITO["orange"], "<"),
     "grasp": (OKABE_ITO["purple"], ">"),
     "random": (OKABE_ITO["black"], "h"),
 }
 _ALIASES = {
-    "connect_reg": "connect", "connect-reg": "connect", "connect_regularizer": "connect",
-    "connect-score": "connect_score", "connectscore": "connect_score",
+    "connect_score": "connect", "connect-score": "connect",
+    "connect_reg": "magnitude+connect", "connect-reg": "magnitude+connect", "connect_regularizer": "magnitude+connect",
     "magnitude_global": "magnitude", "global_magnitude": "magnitude",
     "layerwise_magnitude": "magnitude_layerwise", "magnitude-layerwise": "magnitude_layerwise",
     "iterative_magnitude": "imp", "lottery": "imp", "lth": "imp",
 }
-_EXTRA_MARKERS = ["X", "d", "p", "*", "8"]
+_EXTRA_MARKERS = ["d", "p", "8", "H"]  # "X" is kept for "first collapse" markers
+# Unknown methods: a stable (hashed) pick among colours far from the fixed ones above.
+EXTRA_COLORS = ["#6699CC", "#661100", "#CC6677", "#888888", "#DDAA33"]
 
 # Colours with a fixed meaning in the graph drawings.
 ALIVE = OKABE_ITO["blue"]
@@ -94,27 +97,33 @@ def method_key(method: str) -> str:
     return _ALIASES.get(key, key)
 
 
-def method_color(method: str) -> str:
-    """The method's colour: fixed for known methods, a stable hash pick otherwise."""
+def _known(method: str) -> str | None:
+    """The METHOD_STYLE key of a method or of its longest known prefix ("synflow_iter" -> "synflow")."""
     key = method_key(method)
     if key in METHOD_STYLE:
-        return METHOD_STYLE[key][0]
-    for known, (color, _) in METHOD_STYLE.items():  # variants: "synflow_iter", "connect+magnitude"
-        if key.startswith(known):
-            return color
-    return TOL_MUTED[zlib.crc32(key.encode()) % 7]
+        return key
+    prefixes = [known for known in METHOD_STYLE if key.startswith(known)]
+    return max(prefixes, key=len) if prefixes else None
+
+
+def method_color(method: str) -> str:
+    """The method's colour: fixed for known methods, a stable hash pick otherwise."""
+    known = _known(method)
+    if known is not None:
+        return METHOD_STYLE[known][0]
+    return EXTRA_COLORS[zlib.crc32(method_key(method).encode()) % len(EXTRA_COLORS)]
 
 
 def method_marker(method: str) -> str:
-    key = method_key(method)
-    if key in METHOD_STYLE:
-        return METHOD_STYLE[key][1]
-    return _EXTRA_MARKERS[zlib.crc32(key.encode()) % len(_EXTRA_MARKERS)]
+    known = _known(method)
+    if known is not None:
+        return METHOD_STYLE[known][1]
+    return _EXTRA_MARKERS[zlib.crc32(method_key(method).encode()) % len(_EXTRA_MARKERS)]
 
 
 _PLOTLY_SYMBOLS = {"o": "circle", "D": "diamond", "s": "square", "^": "triangle-up", "v": "triangle-down",
                    "P": "cross", "<": "triangle-left", ">": "triangle-right", "h": "hexagon", "X": "x",
-                   "d": "diamond-tall", "p": "pentagon", "*": "star", "8": "octagon"}
+                   "d": "diamond-tall", "p": "pentagon", "*": "star", "8": "octagon", "H": "hexagon2"}
 
 
 def plotly_symbol(method: str) -> str:
@@ -164,8 +173,10 @@ def plotly_layout(title: str, width: int = 900, height: int = 450, **extra: Any)
 
 
 def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
-    cols = min(n, max_cols) if n else 1
-    return math.ceil(max(n, 1) / cols), cols
+    """(rows, cols) for ``n`` small multiples, at most ``max_cols`` wide, rows balanced."""
+    n = max(n, 1)
+    rows = math.ceil(n / max_cols)
+    return rows, math.ceil(n / rows)
 
 
 # --- writing -------------------------------------------------------------------
@@ -192,12 +203,18 @@ def _formats(formats: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(formats))
 
 
+def _readable(path: Path) -> Path:
+    """Atomic writes create 0600 files; figures are for sharing: make them world-readable."""
+    os.chmod(path, 0o644)
+    return path
+
+
 def save_mpl(fig, out_dir: Path, name: str, formats: str | Sequence[str] = ("png",)) -> list[Path]:
     paths = []
     for fmt in _formats(formats):
         target = out_dir / f"{name}.{fmt}"
-        paths.append(atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=DPI,
-                                                                           facecolor="white")))
+        paths.append(_readable(atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=DPI,
+                                                                                     facecolor="white"))))
     return paths
 
 
@@ -209,7 +226,7 @@ def save_plotly(fig, out_dir: Path, name: str, plotlyjs: bool | str = "directory
     html = fig.to_html(include_plotlyjs=plotlyjs, full_html=True, config={"displaylogo": False, "responsive": True})
     if plotlyjs == "directory":
         ensure_plotlyjs(out_dir)
-    return atomic_write_text(out_dir / f"{name}.html", html)
+    return _readable(atomic_write_text(out_dir / f"{name}.html", html))
 
 
 def ensure_plotlyjs(out_dir: str | os.PathLike) -> Path:
@@ -218,7 +235,7 @@ def ensure_plotlyjs(out_dir: str | os.PathLike) -> Path:
 
     target = Path(out_dir) / "plotly.min.js"
     if not target.exists() or target.stat().st_size == 0:
-        atomic_write_text(target, get_plotlyjs())
+        _readable(atomic_write_text(target, get_plotlyjs()))
     return target
 
 
