@@ -182,16 +182,29 @@ def connect_scores(graph: ChannelGraph, flows: Flows) -> dict[str, torch.Tensor]
     if not math.isfinite(flows.log_phi):
         return {key: torch.zeros(blocks[0].source.parameter().shape) for key, blocks in graph.layers().items()}
     for key, blocks in graph.layers().items():
-        weight = blocks[0].source.parameter().detach().abs().to("cpu", torch.float64)
+        source = blocks[0].source
+        if len(blocks) == 1 and source.region() == (slice(None),):
+            # One block reads the whole tensor: |theta| * share in place on one float64 copy
+            # (no zero-filled sum; a float32 * float64 broadcast product is far slower).
+            per_edge = source.to_parameter(torch.from_numpy(_edge_share(blocks[0], flows)))
+            score = source.parameter().detach().to("cpu", torch.float64, copy=True).abs_().mul_(per_edge)
+            scores[key] = score.nan_to_num_(nan=0.0, posinf=0.0)
+            continue
+        weight = source.parameter().detach().abs().to("cpu", torch.float64)
         score = torch.zeros_like(weight)
         for block in blocks:
-            log_f = _log_channels(block, flows.log_forward)
-            log_b = flows.log_backward[block.dst.nodes]
-            per_edge = np.exp(log_f[block.channel_index()] + log_b[:, None] - flows.log_phi)
             region = block.source.region()
-            score[region] += weight[region] * block.source.to_parameter(torch.from_numpy(per_edge))
+            score[region] += weight[region] * block.source.to_parameter(torch.from_numpy(_edge_share(block, flows)))
         scores[key] = torch.nan_to_num(score, nan=0.0, posinf=0.0)
     return scores
+
+
+def _edge_share(block: Block, flows: Flows) -> np.ndarray:
+    """``F_u B_v / phi`` of every grouped-form edge of ``block`` (``n_out x in_per_group``),
+    broadcast per group rather than gathered through :meth:`Block.channel_index`."""
+    log_f = _log_channels(block, flows.log_forward).reshape(block.groups, 1, block.in_per_group)
+    log_b = flows.log_backward[block.dst.nodes].reshape(block.groups, -1, 1)
+    return np.exp(log_f + log_b - flows.log_phi).reshape(block.n_out, block.in_per_group)
 
 
 def _log_channels(block: Block, log_values: np.ndarray) -> np.ndarray:

@@ -83,6 +83,14 @@ class Block:
         """True when input channel ``j`` is fed by exactly one node (the ``j``-th pair)."""
         return len(self.in_chan) == self.n_in and bool(np.all(self.in_chan == np.arange(self.n_in)))
 
+    @property
+    def n_edges(self) -> int:
+        """Distinct ``(src node, output node)`` pairs: the nonzeros :meth:`matrix` can have."""
+        if self.one_per_channel and len(self.src) == self.n_in:
+            return self.n_out * self.in_per_group
+        per_group = np.unique((self.in_chan // self.in_per_group) * len(self.src) + self.pair_col).size
+        return (self.n_out // self.groups) * per_group
+
     def channel_index(self) -> np.ndarray:
         """``(n_out, in_per_group)`` input-channel index of every grouped-form entry."""
         out_per_group = self.n_out // self.groups
@@ -148,7 +156,8 @@ class ChannelGraph:
         return layers
 
     def n_edges(self) -> int:
-        return sum(b.n_out * b.in_per_group for b in self.blocks)
+        """Channel-level edges (node -> node): the features of a flattened channel share one."""
+        return sum(b.n_edges for b in self.blocks)
 
     def __repr__(self) -> str:
         return (

@@ -59,6 +59,8 @@ def channel_pairs(ids: torch.Tensor, dim: int) -> tuple[np.ndarray, np.ndarray]:
         keep = vector >= 0
         return channels[keep].numpy(), vector[keep].numpy()
     per_channel = ids.movedim(dim, -1).reshape(-1, ids.shape[dim])
+    if per_channel.shape[0] > 1:
+        per_channel = torch.unique(per_channel, dim=0)  # distinct rows (tokens, positions) first
     channels = torch.arange(ids.shape[dim]).expand_as(per_channel)
     keep = per_channel >= 0
     pairs = torch.stack([channels[keep], per_channel[keep]], 1)

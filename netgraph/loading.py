@@ -40,7 +40,13 @@ def resolve_model(
         model = state
     else:
         classes = num_classes or (10 if name in MODELS or ":" in name else 1000)
-        model = build_model(name, num_classes=classes, input_shape=shape)
+        try:
+            model = build_model(name, num_classes=classes, input_shape=shape)
+        except NetgraphError:
+            raise
+        except Exception as error:  # a user factory's own failure: one line, not a traceback
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise NetgraphError(f"building model '{name}' failed: {type(error).__name__}: {reason}") from None
         if state is not None:
             apply_checkpoint(model, state)
     if shape is None:

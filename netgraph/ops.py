@@ -85,11 +85,24 @@ class OpCall:
             kind = f"method .{target}()"
         return f"fx node '{self.node.name}' ({self.node.op} {kind})"
 
+    def enclosing_module(self) -> str | None:
+        """``'name' (Type)`` of the module to make a leaf: the node's own module, else
+        the innermost module whose forward the node was traced in (None at top level)."""
+        if self.module is not None:
+            return f"'{self.name}' ({type(self.module).__name__})"
+        stack = list((self.node.meta.get("nn_module_stack") or {}).values())
+        if not stack:
+            return None
+        path, klass = stack[-1]
+        return f"'{path}' ({getattr(klass, '__name__', str(klass).rpartition('.')[2])})"
+
     def fail(self, why: str) -> TraceError:
+        where = self.enclosing_module()
+        leaf = f"make its module {where} a leaf" if where else "make the enclosing module a leaf"
         return TraceError(
             f"cannot place {self.describe()} in the channel graph: {why}; register a handler "
-            f"(netgraph.ops.register_module/register_function/register_method) or make the "
-            f"enclosing module a leaf (leaf_modules=[...] / --leaf NAME)"
+            f"(netgraph.ops.register_module/register_function/register_method) or {leaf} "
+            f"(leaf_modules=[...] / --leaf NAME)"
         )
 
 
@@ -197,6 +210,17 @@ def movement(call: OpCall) -> Any:
     return result
 
 
+def padded_movement(call: OpCall) -> torch.Tensor:
+    """Data movement of one tensor that may zero-pad: moving ``ids + 1`` makes padding read as no node."""
+    try:
+        result = call.rerun((call.data_ids() + 1, *call.args[1:]), call.kwargs)
+    except Exception as error:  # noqa: BLE001
+        raise call.fail(f"it does not run on index maps ({type(error).__name__})") from None
+    if not isinstance(result, torch.Tensor) or result.shape != call.value.shape:
+        raise call.fail("it gives a different shape on index maps")
+    return result - 1
+
+
 def _first_tensor(value: Any) -> torch.Tensor:
     return next(v for v in leaves(value) if isinstance(v, torch.Tensor))
 
@@ -214,27 +238,44 @@ def spatial(call: OpCall) -> Any:
 
 
 def channel_local(call: OpCall) -> Any:
-    """Ops that never mix channels: ``f(ids + 1) / f(1)`` is ``ids + 1`` wherever
-    ``f`` stays within one channel; anything else is reported as mixing."""
+    """Ops that never mix channels: ``f(p * (ids + 1)) / f(p)``, with ``p`` marking the
+    elements that carry a node, is ``ids + 1`` wherever every element ``f`` combines
+    carries the same node. Two more probes catch the rest: squared ids (an average of
+    different ids is off the square of its mean) and reversed ids (a max picks
+    another element). Anything else is reported as mixing."""
     ids = call.data_ids()
-    probe = ids.to(torch.float64) + 1
+    present = (ids >= 0).to(torch.float64)
+    codes = present * (ids + 1)
+    top = float(codes.max()) + 1 if codes.numel() else 1.0
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return _first_tensor(call.rerun((x, *call.args[1:]), call.kwargs)).to(torch.float64)
 
     try:
-        numerator, denominator = run(probe), run(torch.ones_like(probe))
+        weight = run(present)
+        filled = weight > 0
+        safe = weight.where(filled, torch.ones_like(weight))
+        linear, square, reverse = (
+            torch.where(filled, run(probe) / safe, 0.0) for probe in (codes, codes.square(), present * (top - codes))
+        )
     except Exception as error:  # noqa: BLE001
         raise call.fail(f"it cannot be probed ({type(error).__name__}: {error})") from None
-    filled = denominator > 0
-    ratio = torch.where(filled, numerator / denominator.where(filled, torch.ones_like(denominator)), 0.0)
-    rounded = ratio.round()
-    exact = bool(((ratio - rounded).abs() <= 1e-6 * rounded.clamp_min(1)).all())
+    rounded = linear.round()
+    exact = (
+        ((linear - rounded).abs() <= 1e-6 * rounded.clamp_min(1)).all()
+        and ((square - rounded.square()).abs() <= 1e-9 * rounded.square().clamp_min(1)).all()
+        and ((reverse - torch.where(filled, top - rounded, 0.0)).abs() <= 1e-6 * top).all()
+    )
     known = torch.isin(rounded[rounded > 0].to(ID_DTYPE), ids.unique() + 1).all()
-    if not (exact and bool(known)):
-        raise call.fail("it mixes channels")
+    if not (bool(exact) and bool(known)):
+        raise call.fail("it mixes channels (elements of different nodes meet in one output)")
     result = rounded.to(ID_DTYPE) - 1
     return result if isinstance(call.value, torch.Tensor) else (result, *[None] * (len(call.value) - 1))
+
+
+def constant(call: OpCall) -> torch.Tensor:
+    """Ops whose output does not depend on the input's values (``zeros_like``...): no channels."""
+    return torch.full(call.value.shape, NO_NODE, dtype=ID_DTYPE)
 
 
 def _join_flat(a: torch.Tensor, b: torch.Tensor, call: OpCall) -> torch.Tensor:
@@ -262,7 +303,13 @@ def join(a: torch.Tensor, b: torch.Tensor, call: OpCall) -> torch.Tensor:
             va, vb = channel_vector(a, dim), channel_vector(b, dim)
             if va is not None and vb is not None:
                 return broadcast_channels(_join_flat(va, vb, call), a.shape, dim)
-    return _join_flat(a.reshape(-1), b.reshape(-1), call).reshape(a.shape)
+    if a.dim() == 0:
+        return _join_flat(a.reshape(-1), b.reshape(-1), call).reshape(a.shape)
+    # Join each distinct pair of rows once (a ViT's tokens share a handful of rows).
+    width = a.shape[-1]
+    rows, inverse = torch.unique(torch.cat([a.reshape(-1, width), b.reshape(-1, width)], 1), dim=0, return_inverse=True)
+    joined = _join_flat(rows[:, :width].reshape(-1), rows[:, width:].reshape(-1), call).reshape(-1, width)
+    return joined[inverse].reshape(a.shape)
 
 
 def elementwise(call: OpCall) -> Any:
@@ -281,11 +328,14 @@ def dense_leaf(call: OpCall) -> Any:
     """A black-box leaf: every input channel feeds every output channel (weights 1)."""
     sources = np.unique(torch.cat([i.reshape(-1) for i in call.tracked()]).numpy())
     sources = sources[sources >= 0]
+    # Channels-last leaves (attention over (B, ..., C) tokens) keep their channels last.
+    first = call.tracked()[0]
+    last = first.dim() > 2 and channel_vector(first, 1) is None and channel_vector(first, -1) is not None
 
     def out(value: Any) -> Any:
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             return None
-        dim = 1 if value.dim() > 1 else 0
+        dim = (-1 if last and value.dim() == first.dim() else 1) if value.dim() > 1 else 0
         size = value.shape[dim]
         group = call.builder.add_block(
             call.name, "struct", size, groups=1, in_per_group=len(sources),
@@ -444,9 +494,11 @@ _ALIAS_FUNCTIONS = [
 ]
 register_function(*_ALIAS_FUNCTIONS)(alias)
 try:
+    from torchvision.models.swin_transformer import _patch_merging_pad
     from torchvision.ops import stochastic_depth
 
     register_function(stochastic_depth)(alias)
+    register_function(_patch_merging_pad)(padded_movement)
 except ImportError:  # torchvision is optional for the graph itself
     pass
 register_method(
@@ -477,6 +529,12 @@ register_function(
     F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.lp_pool1d, F.lp_pool2d, F.interpolate, F.upsample,
     F.pad, torch.max_pool2d, torch.avg_pool1d, torch.adaptive_avg_pool1d,
 )(spatial)
+register_function(torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like, torch.rand_like,
+                  torch.randn_like)(constant)
+register_method("new_zeros", "new_ones", "new_full", "new_empty")(constant)
+register_function(operator.gt, operator.ge, operator.lt, operator.le, operator.eq, operator.ne, torch.gt,
+                  torch.ge, torch.lt, torch.le, torch.eq, torch.ne, torch.isnan, torch.isfinite)(alias)
+register_method("gt", "ge", "lt", "le", "eq", "ne", "__gt__", "__ge__", "__lt__", "__le__", "bool")(alias)
 register_function(torch.mean, torch.sum, torch.amax, torch.amin)(channel_local)
 register_method("mean", "sum", "amax", "amin")(channel_local)
 

@@ -94,22 +94,39 @@ def alive_channels(block: Block, alive: np.ndarray) -> np.ndarray:
 def alive_edges(block: Block, result: Flows) -> torch.Tensor:
     """Grouped-form boolean: edge joins an alive input channel to an alive output node."""
     alive = result.alive
-    chan = alive_channels(block, alive)[block.channel_index()]
+    # Row o reads its group's channels: repeat per group (no (n_out, in) index array).
+    chan = np.repeat(alive_channels(block, alive).reshape(block.groups, -1), block.n_out // block.groups, axis=0)
     return torch.from_numpy(chan & alive[block.dst.nodes][:, None])
 
 
 def alive_weight_masks(graph: ChannelGraph, result: Flows) -> dict[str, torch.Tensor]:
     """Per prunable layer (``module.param``), a boolean mask of its alive weights."""
-    masks: dict[str, torch.Tensor] = {}
-    for key, blocks in graph.layers().items():
-        weight = blocks[0].source.parameter().detach()
-        mask = torch.zeros(weight.shape, dtype=torch.bool)
-        for block in blocks:
-            region = block.source.region()
-            edges = block.source.to_parameter(alive_edges(block, result))
-            mask[region] |= edges & (weight[region] != 0).cpu()
-        masks[key] = mask
-    return masks
+    return {key: _alive_mask(blocks, result) for key, blocks in graph.layers().items()}
+
+
+def _alive_mask(blocks: list[Block], result: Flows) -> torch.Tensor:
+    """Boolean mask of the alive weights of one layer (the tensor its ``blocks`` read)."""
+    weight = blocks[0].source.parameter().detach()
+    mask = torch.zeros(weight.shape, dtype=torch.bool)
+    for block in blocks:
+        region = block.source.region()
+        edges = block.source.to_parameter(alive_edges(block, result))
+        mask[region] |= edges & (weight[region] != 0).cpu()
+    return mask
+
+
+def _alive_count(blocks: list[Block], weight: torch.Tensor, nonzero: int, result: Flows) -> int:
+    """``_alive_mask(blocks, result).sum()`` without the full-size mask when one block
+    reads the whole tensor: all its edges alive -> every nonzero weight, none -> 0."""
+    if len(blocks) == 1 and blocks[0].source.region() == (slice(None),):
+        edges = alive_edges(blocks[0], result)
+        if bool(edges.all()):
+            return nonzero
+        if not bool(edges.any()):
+            return 0
+        mask = blocks[0].source.to_parameter(edges) & (weight != 0).cpu()
+        return int(torch.count_nonzero(mask))
+    return int(torch.count_nonzero(_alive_mask(blocks, result)))
 
 
 def constant_units(block: Block, result: Flows) -> np.ndarray:
@@ -127,8 +144,8 @@ def constant_units(block: Block, result: Flows) -> np.ndarray:
 def analyze(graph: ChannelGraph, result: Flows | None = None) -> ConnectivityReport:
     """The connectivity report of ``graph`` (computing its flows unless given)."""
     result = result if result is not None else flows(graph)
-    masks = alive_weight_masks(graph, result)
-    layers = [_layer_report(key, blocks, masks[key], result) for key, blocks in graph.layers().items()]
+    centrality = result.centrality()  # once, not per block
+    layers = [_layer_report(key, blocks, result, centrality) for key, blocks in graph.layers().items()]
     total = sum(layer.parameters for layer in layers)
     nonzero = sum(layer.nonzero for layer in layers)
     alive = sum(layer.alive for layer in layers)
@@ -159,10 +176,12 @@ def analyze(graph: ChannelGraph, result: Flows | None = None) -> ConnectivityRep
     )
 
 
-def _layer_report(key: str, blocks: list[Block], mask: torch.Tensor, result: Flows) -> LayerReport:
+def _layer_report(key: str, blocks: list[Block], result: Flows, centrality: np.ndarray) -> LayerReport:
     weight = blocks[0].source.parameter().detach()
-    nonzero = int((weight != 0).sum())
-    alive = int(mask.sum())
+    nonzero = int(torch.count_nonzero(weight))
+    alive = _alive_count(blocks, weight, nonzero, result)
+    # A finite sum means no NaN/Inf (cheap); otherwise count them.
+    nonfinite = 0 if bool(torch.isfinite(weight.sum())) else int((~torch.isfinite(weight)).sum())
     alive_nodes = result.alive
     return LayerReport(
         name=key,
@@ -171,12 +190,12 @@ def _layer_report(key: str, blocks: list[Block], mask: torch.Tensor, result: Flo
         nonzero=nonzero,
         alive=alive,
         dead=nonzero - alive,
-        nonfinite=int((~torch.isfinite(weight)).sum()),
+        nonfinite=nonfinite,
         in_width=max(b.n_in for b in blocks),
         in_alive=max(int(alive_channels(b, alive_nodes).sum()) for b in blocks),
         out_width=sum(b.n_out for b in blocks),
         out_alive=sum(int(alive_nodes[b.dst.nodes].sum()) for b in blocks),
-        path_share=sum(result.block_share(b) for b in blocks),
+        path_share=sum(float(centrality[b.dst.nodes].sum()) for b in blocks),  # Flows.block_share
         constant_units=sum(len(constant_units(b, result)) for b in blocks),
         collapsed=nonzero == 0,
         cut=alive == 0,

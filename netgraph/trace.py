@@ -227,7 +227,13 @@ def _interpret(model, graph, inputs, builder, tracer, channel_dim, ops):  # type
                 ) from None
             values[node] = value
             call = ops.OpCall(node, module, args, kwargs, arg_ids, kwarg_ids, value, builder, tracer)
-            ids[node] = ops.dispatch(call)
+            try:
+                ids[node] = ops.dispatch(call)
+            except TraceError:
+                raise
+            except Exception as error:  # a handler met a case it does not cover: still one line
+                message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise call.fail(f"its handler failed ({type(error).__name__}: {message})") from None
         for used in node.all_input_nodes:
             if last_use.get(used) == i:
                 values.pop(used, None)

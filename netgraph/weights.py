@@ -11,6 +11,9 @@ pruning or an optimiser step.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,11 +22,38 @@ from torch import nn
 
 Aggregation = Literal["l1", "l2", "count", "nonfinite"]
 
+# Inside ``reuse_weights()``: id -> (owner kept alive, value) for effective weights and aggregations.
+_MEMO: ContextVar[dict | None] = ContextVar("netgraph_weight_memo", default=None)
+
+
+@contextmanager
+def reuse_weights() -> Iterator[None]:
+    """Compute each effective weight and each aggregation of it once inside the block.
+
+    For code that reads the same, unchanged weights several times in a row (a
+    scoring round: forward flows, backward flows, per-weight scores). The weights
+    must not change inside the block; cached values are held until it ends."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
 
 def effective_weight(module: nn.Module, name: str) -> torch.Tensor:
     """The weight the forward pass uses: ``name_orig * name_mask`` under
     ``torch.nn.utils.prune`` (recomputed, since the cached attribute is only
     refreshed by a forward pass), else ``getattr`` (which applies parametrizations)."""
+    memo = _MEMO.get()
+    if memo is not None:
+        key = ("weight", id(module), name)
+        if key not in memo:
+            memo[key] = (module, _effective_weight(module, name))
+        return memo[key][1]
+    return _effective_weight(module, name)
+
+
+def _effective_weight(module: nn.Module, name: str) -> torch.Tensor:
     orig = getattr(module, f"{name}_orig", None)
     mask = getattr(module, f"{name}_mask", None)
     if orig is not None and mask is not None:
@@ -38,6 +68,16 @@ def aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
     slice norm (the structured one), ``count`` counts nonzero elements and
     ``nonfinite`` counts NaN/Inf elements.
     """
+    memo = _MEMO.get()
+    if memo is not None:
+        key = ("aggregate", id(weight), how)
+        if key not in memo:
+            memo[key] = (weight, _aggregate_slices(weight, how))
+        return memo[key][1]
+    return _aggregate_slices(weight, how)
+
+
+def _aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
     if weight.dim() > 2 and weight[0, 0].numel() == 1:
         weight = weight.reshape(weight.shape[0], weight.shape[1])
     dims = tuple(range(2, weight.dim()))
@@ -207,4 +247,12 @@ class DiagonalWeight(WeightSource):
         return per_edge.reshape(-1)
 
     def bias(self) -> torch.Tensor | None:
-        return getattr(self.module, "bias", None)
+        """The eval-mode shift: ``beta - gamma * mean / sqrt(var + eps)`` with running
+        statistics (a zero ``beta`` still shifts by the mean), else ``beta``."""
+        beta = getattr(self.module, "bias", None)
+        mean = getattr(self.module, "running_mean", None)
+        if mean is None:
+            return beta
+        gamma = effective_weight(self.module, "weight") if getattr(self.module, "weight", None) is not None else 1.0
+        shift = -gamma * mean / torch.sqrt(self.module.running_var + self.module.eps)
+        return shift if beta is None else beta + shift

@@ -85,6 +85,8 @@ def analyze_command(
 
     Exit code 0: connected; 3: disconnected (no output reachable); 2: bad input.
     """
+    if json_out is not None and json_out.is_dir():
+        raise NetgraphError(f"--json {json_out} is a directory")
     shape = parse_shape(input_shape)
     net, shape = resolve_model(model, checkpoint, shape, num_classes, unsafe_pickle)
     graph = trace(net, input_shape=shape, leaf_modules=leaf_modules(net, leaf or []))
@@ -93,8 +95,6 @@ def analyze_command(
     console = Console(width=None if Console().is_terminal else 160)
     render_report(report, console, show_layers=layers)
     if json_out is not None:
-        if json_out.is_dir():
-            raise NetgraphError(f"--json {json_out} is a directory")
         atomic_write_json(json_out, report.to_dict())
         console.print(f"report written to {json_out}")
     if strip_dead is not None:

@@ -1,0 +1,555 @@
+#!/usr/bin/env python
+"""Experiment (a): data-free critical compression at initialisation.
+
+Claim reproduced
+    Pruning at initialisation without data, random and (global) magnitude scores
+    make a layer collapse (no weight left) or disconnect the network at moderate
+    compression, while iterative SynFlow and iterative CoNNect (path-mass share)
+    keep every layer and the input->output connectivity up to much higher
+    compression (SynFlow's "layer collapse" claim, Tanaka et al. 2020, and
+    CoNNect's "connected by construction"). Collapse and connectivity depend only
+    on the weights, so no data is read: the models are CIFAR-shaped
+    ``vgg16_bn_cifar`` (14.7M prunable weights) and ``resnet20`` (0.27M).
+
+    For every model, method, seed and compression ``10^x`` (x = 0.5, 0.75, ...,
+    up to 6 or the largest level that leaves a weight) the script records the
+    collapsed and cut layers, the disconnected flag, nominal and effective
+    compression, dead weights and ``log phi`` (``netgraph.report.analyze``). The
+    **critical compression exponent** of a run is the largest x at which no layer
+    has collapsed and the net is connected. Masks only ever shrink, so this state
+    is monotone in x; after the grid pass the interval between the last good and
+    the first bad level is bisected ("finer near the collapse"): the refined
+    exponent is ``log10(total / kept)`` of the last good state found.
+
+Protocols (``--protocol``)
+    nested (default)  one trajectory per (model, method, seed). One-shot methods
+        (random, magnitude) score once and keep the top-k at every level (their
+        masks are nested, so this equals a separate prune per level). Iterative
+        methods (synflow, connect) follow SynFlow's exponential schedule of
+        ``--rounds`` rounds (default 100) from dense to the model's largest level,
+        with an extra stop at every grid level, re-scoring after every round; the
+        level-10^x state is the state where the trajectory passes 10^x. This is
+        not the paper's "100 rounds per target" (a target 10^x gets about
+        100 * x / x_max rounds here), but it costs one run instead of one per level;
+        near the critical point (x close to x_max) the two agree in round count.
+    per-target  the paper's protocol: every level is its own prune from the dense
+        init, iterative methods with ``--rounds`` rounds each. About 20x dearer;
+        use ``--levels`` to check a few levels around the critical point.
+
+    Selection is exact and identical to ``netgraph.pruning``'s ``select_mask``
+    (global top-k, ties to the lower flat index), computed with a k-th value
+    threshold instead of a full sort (a full stable sort of VGG-16's 14.7M scores
+    takes ~3 s per round). Scores are ``METHODS[name].score`` from the library;
+    pruned weights are zeroed in place, which at initialisation is the same as
+    masking them (every score reads the effective weight, and pruned weights are
+    never revived).
+
+Run
+    /work/venv/bin/python analysis/critical_compression_init.py            # full run
+    /work/venv/bin/python analysis/critical_compression_init.py --quick    # smoke run, ~1-2 min
+    ... --protocol per-target --models resnet20 --methods synflow,connect --levels 4.5,4.75,5 --seeds 1
+
+Runtime (2 shared CPU cores, 1 torch thread; measured)
+    full (nested, 100 rounds, step 0.25, 3 seeds): 17 min wall under load, i.e. 3.5-7 min
+    per seed; VGG-16 SynFlow / CoNNect dominate (100-200 s per run, ~1 s per round), every
+    ResNet-20 run takes seconds. ``--quick`` (1 seed, 10 rounds, step 0.5): 1-2.5 min.
+    ``--protocol per-target`` on ResNet-20, 2 methods x 7 levels x 2 seeds: 2 min.
+
+Outputs (``--out``, default ``results/critical_compression_init/``)
+    runs/*.json           one atomic JSON per unit (re-running skips finished units)
+    levels.csv / .md      one row per model x method x seed x level (raw) / aggregated over seeds
+    critical.csv / .md    critical compression exponent per model x method
+    critical_compression_init.png, also copied to figures/ by a full (non --quick) run
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from _common import (  # noqa: E402
+    Timer, fmt, limit_threads, mean_std, new_figure, run_unit, save_figure, style, style_context, write_table,
+)
+from netgraph.models import build_model, default_input_shape  # noqa: E402
+from netgraph.pruning import METHODS, prunable_parameters, total_weights  # noqa: E402
+from netgraph.pruning.schedule import keep_schedule, target_keep  # noqa: E402
+from netgraph.pruning.scores import ScoreContext  # noqa: E402
+from netgraph.report import analyze  # noqa: E402
+from netgraph.trace import trace  # noqa: E402
+from netgraph.train import seed_everything  # noqa: E402
+
+NAME = "critical_compression_init"
+DEFAULT_MODELS = ["vgg16_bn_cifar", "resnet20"]
+DEFAULT_METHODS = ["random", "magnitude", "synflow", "connect"]
+ITERATIVE = {"synflow", "connect"}
+
+
+# --- one pruned state ----------------------------------------------------------------
+
+
+class Pruner:
+    """A model at initialisation, its prunable weights as one flat vector, and
+    the state of a nested pruning run (which weights are alive)."""
+
+    def __init__(self, model_name: str, method: str, seed: int) -> None:
+        seed_everything(seed)
+        self.input_shape = default_input_shape(model_name)
+        self.model = build_model(model_name, 10, self.input_shape).eval()
+        self.params = prunable_parameters(self.model)
+        self.weights = [getattr(m, n) for m, n in self.params]
+        self.sizes = [w.numel() for w in self.weights]
+        self.total = total_weights(self.params)
+        self.init = torch.cat([w.detach().flatten() for w in self.weights]).clone()
+        self.alive = torch.ones(self.total, dtype=torch.bool)
+        self.graph = trace(self.model, input_shape=self.input_shape)
+        self.method = METHODS[method]
+        self.ctx = ScoreContext(device=torch.device("cpu"), input_shape=self.input_shape, seed=seed)
+
+    def scores(self) -> torch.Tensor:
+        """The method's score of every prunable weight (library score function), flat."""
+        with torch.no_grad():
+            parts = self.method.score(self.model, self.params, self.ctx)
+        return torch.cat([p.detach().flatten().to(torch.float64) for p in parts])
+
+    def set_alive(self, alive: torch.Tensor) -> None:
+        """Weights = init where alive, else 0 (in place)."""
+        self.alive = alive
+        values = (self.init * alive).split(self.sizes)
+        with torch.no_grad():
+            for w, v in zip(self.weights, values):
+                w.copy_(v.view_as(w))
+
+    def report(self) -> dict:
+        rep = analyze(self.graph)
+        layers = {layer.name: [layer.nonzero, layer.alive] for layer in rep.layers}
+        return {
+            "nonzero": rep.nonzero,
+            "alive": rep.alive,
+            "dead": rep.dead,
+            "nominal_compression": rep.nominal_compression,
+            "effective_compression": rep.effective_compression,
+            "log_phi": rep.log_phi,
+            "disconnected": rep.disconnected,
+            "collapsed_layers": rep.collapsed_layers,
+            "cut_layers": rep.cut_layers,
+            "n_collapsed": len(rep.collapsed_layers),
+            "n_cut": len(rep.cut_layers),
+            "ok": (not rep.disconnected) and not rep.collapsed_layers,
+            "bottleneck": rep.bottleneck,
+            "layers": layers,
+        }
+
+
+def prefix(order: torch.Tensor, keep: int) -> torch.Tensor:
+    """Boolean mask of the first ``keep`` entries of ``order``."""
+    mask = torch.zeros(order.numel(), dtype=torch.bool)
+    mask[order[:keep]] = True
+    return mask
+
+
+def top_k(scores: torch.Tensor, alive: torch.Tensor, keep: int) -> torch.Tensor:
+    """Boolean mask of the ``keep`` best alive scores; equal scores go to the lower
+    flat index. The same set as ``select_mask(..., 'global')``'s stable sort."""
+    candidates = alive.nonzero().squeeze(1)
+    if keep >= candidates.numel():
+        return alive.clone()
+    values = scores[candidates]
+    if torch.isnan(values).any():
+        raise ValueError("pruning scores contain NaN")
+    threshold = torch.kthvalue(values, candidates.numel() - keep + 1).values
+    above = candidates[values > threshold]
+    ties = candidates[values == threshold]
+    kept = torch.cat([above, ties[: keep - above.numel()]])
+    mask = torch.zeros_like(alive)
+    mask[kept] = True
+    return mask
+
+
+# --- levels --------------------------------------------------------------------------
+
+
+def grid(x_min: float, x_max: float, step: float, total: int) -> list[float]:
+    """x_min, x_min + step, ... up to x_max, dropping levels that would keep no weight."""
+    xs, k = [], 0
+    while True:
+        x = round(x_min + k * step, 6)
+        if x > x_max + 1e-9:
+            break
+        if round(total / 10**x) >= 1:
+            xs.append(x)
+        k += 1
+    return xs
+
+
+def exponent(total: int, keep: int) -> float:
+    return math.log10(total / keep)
+
+
+# --- one unit: a nested trajectory ---------------------------------------------------
+
+
+def nested_run(model_name: str, method: str, seed: int, args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    p = Pruner(model_name, method, seed)
+    xs = args.levels or grid(args.x_min, args.x_max, args.step, p.total)
+    level_keep = {x: target_keep(p.total, compression=10**x) for x in xs}
+    iterative = method in ITERATIVE
+    rounds = args.rounds if iterative else 1
+    keeps = sorted(set(level_keep.values()) | (set(keep_schedule(p.total, min(level_keep.values()), rounds)) if iterative else set()),
+                   reverse=True)
+    at_keep = {k: x for x, k in level_keep.items()}
+    never = len(keeps) + 1
+    pruned_at = torch.full((p.total,), never, dtype=torch.int32)  # round that removed each weight
+    # One-shot: score once at init; the kept set at every level is a prefix of one
+    # stable descending order (= select_mask's tie rule), so sort once.
+    order = None if iterative else torch.sort(p.scores(), descending=True, stable=True).indices
+    levels = []
+    for r, keep in enumerate(keeps):
+        alive = top_k(p.scores(), p.alive, keep) if iterative else prefix(order, keep)
+        pruned_at[p.alive & ~alive] = r
+        p.set_alive(alive)
+        if keep in at_keep:
+            x = at_keep[keep]
+            levels.append({"x": x, "target_compression": 10**x, "keep": keep, "round": r + 1, **p.report()})
+    critical = refine(p, levels, keeps, pruned_at, order, args.refine_steps)
+    return {"model": model_name, "method": method, "seed": seed, "protocol": "nested",
+            "rounds": rounds, "schedule_rounds": len(keeps), "total": p.total, "levels": levels,
+            "critical": critical, "seconds": time.perf_counter() - started}
+
+
+CRITERIA = {
+    # the brief's definition: every layer keeps a weight and some input reaches an output
+    "strict": lambda state: state["ok"],
+    # connectivity alone: in a ResNet a projection shortcut (or a block's conv) may
+    # collapse while the other branch keeps the input->output paths
+    "connected": lambda state: not state["disconnected"],
+}
+
+
+def refine(p: Pruner, levels: list[dict], keeps: list[int], pruned_at: torch.Tensor,
+           order: torch.Tensor | None, steps: int) -> dict:
+    """Critical exponent under each criterion: last good grid level, then bisection
+    between it and the first bad one (trajectory rounds for iterated methods, keep
+    counts for one-shot ones). Every criterion is monotone: masks only shrink."""
+    return {name: _refine(p, levels, keeps, pruned_at, order, steps, good) for name, good in CRITERIA.items()}
+
+
+def _refine(p: Pruner, levels: list[dict], keeps: list[int], pruned_at: torch.Tensor,
+            order: torch.Tensor | None, steps: int, good) -> dict:
+    bad = [i for i, level in enumerate(levels) if not good(level)]
+    if not bad:
+        return {"grid_x": levels[-1]["x"], "refined_x": exponent(p.total, levels[-1]["keep"]),
+                "bracket": [levels[-1]["x"], None], "censored": "above", "failure": None, "first_collapsed": []}
+    j = bad[0]
+    if j == 0:
+        return {"grid_x": None, "refined_x": None, "bracket": [None, levels[0]["x"]], "censored": "below",
+                "failure": _failure(levels[0]), "first_collapsed": levels[0]["collapsed_layers"]}
+    lo_keep, hi_keep = levels[j - 1]["keep"], levels[j]["keep"]  # lo: good (more weights), hi: bad
+    good_keep, bad_state = lo_keep, levels[j]
+
+    def check(alive: torch.Tensor) -> dict:
+        p.set_alive(alive)
+        return p.report()
+
+    if order is None:  # iterated: states are the trajectory rounds between the two levels
+        lo, hi = levels[j - 1]["round"] - 1, levels[j]["round"] - 1  # 0-based rounds
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            rep = check(pruned_at > mid)
+            if good(rep):
+                lo, good_keep = mid, keeps[mid]
+            else:
+                hi, bad_state = mid, rep
+        bad_keep = keeps[hi]
+    else:  # one-shot: any keep count, bisected on a log scale
+        lo_k, hi_k = lo_keep, hi_keep
+        for _ in range(steps):
+            mid = round(math.sqrt(lo_k * hi_k))
+            if mid in (lo_k, hi_k):
+                break
+            rep = check(prefix(order, mid))
+            if good(rep):
+                lo_k = good_keep = mid
+            else:
+                hi_k, bad_state = mid, rep
+        bad_keep = hi_k
+    return {"grid_x": levels[j - 1]["x"], "refined_x": exponent(p.total, good_keep),
+            "refined_keep": good_keep, "bracket": [exponent(p.total, good_keep), exponent(p.total, bad_keep)],
+            "censored": None, "failure": _failure(bad_state), "first_collapsed": bad_state["collapsed_layers"]}
+
+
+def _failure(state: dict) -> str:
+    """What went wrong first: 'collapse', 'disconnect' or 'collapse+disconnect'."""
+    parts = (["collapse"] if state["n_collapsed"] else []) + (["disconnect"] if state["disconnected"] else [])
+    return "+".join(parts)
+
+
+# --- per-target protocol -----------------------------------------------------------------
+
+
+def per_target_run(model_name: str, method: str, seed: int, x: float, args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    p = Pruner(model_name, method, seed)
+    keep = target_keep(p.total, compression=10**x)
+    iterative = method in ITERATIVE
+    rounds = args.rounds if iterative else 1
+    for k in keep_schedule(p.total, keep, rounds):
+        p.set_alive(top_k(p.scores(), p.alive, k))
+    level = {"x": x, "target_compression": 10**x, "keep": keep, "round": rounds, **p.report()}
+    return {"model": model_name, "method": method, "seed": seed, "protocol": "per-target", "rounds": rounds,
+            "total": p.total, "levels": [level], "seconds": time.perf_counter() - started}
+
+
+def merge_per_target(units: list[dict]) -> dict:
+    """Per-target levels of one (model, method, seed) as one run with a grid-only critical x."""
+    levels = sorted((u["levels"][0] for u in units), key=lambda level: level["x"])
+    critical = {}
+    for name, good in CRITERIA.items():
+        # per-target masks need not be nested: the last good level below the first bad one
+        bad = [i for i, level in enumerate(levels) if not good(level)]
+        if not bad:
+            critical[name] = {"grid_x": levels[-1]["x"], "refined_x": None, "censored": "above", "failure": None,
+                              "first_collapsed": []}
+        else:
+            critical[name] = {"grid_x": levels[bad[0] - 1]["x"] if bad[0] else None, "refined_x": None,
+                              "censored": None if bad[0] else "below", "failure": _failure(levels[bad[0]]),
+                              "first_collapsed": levels[bad[0]]["collapsed_layers"]}
+    first = units[0]
+    return {**{k: first[k] for k in ("model", "method", "seed", "protocol", "rounds", "total")},
+            "levels": levels, "critical": critical, "seconds": sum(u["seconds"] for u in units)}
+
+
+# --- tables and figure -------------------------------------------------------------------
+
+
+def tables(runs: list[dict], out: Path, args: argparse.Namespace) -> tuple[str, str]:
+    long_rows = []
+    for run in runs:
+        for level in run["levels"]:
+            long_rows.append({k: run[k] for k in ("model", "method", "seed", "protocol", "rounds", "total")}
+                             | {k: v for k, v in level.items() if k != "layers"})
+    level_cols = ["model", "method", "seed", "protocol", "rounds", "total", "x", "target_compression", "keep",
+                  "round", "nonzero", "alive", "dead", "nominal_compression", "effective_compression", "log_phi",
+                  "disconnected", "n_collapsed", "n_cut", "ok", "collapsed_layers", "cut_layers", "bottleneck"]
+    # aggregated levels (markdown): one row per model x method x level
+    agg = []
+    keys = sorted({(r["model"], r["method"], r["x"]) for r in long_rows},
+                  key=lambda k: (k[0], _method_order(k[1]), k[2]))
+    for model, method, x in keys:
+        rows = [r for r in long_rows if (r["model"], r["method"], r["x"]) == (model, method, x)]
+        n = len(rows)
+        log_phi = mean_std(r["log_phi"] for r in rows)
+        eff = mean_std(math.log10(r["effective_compression"]) if r["effective_compression"] else None for r in rows)
+        agg.append({
+            "model": model, "method": method, "x": f"{x:g}",
+            "ok (no collapse, connected)": f"{sum(r['ok'] for r in rows)}/{n}",
+            "connected": f"{sum(not r['disconnected'] for r in rows)}/{n}",
+            "collapsed layers": fmt(mean_std(r["n_collapsed"] for r in rows)[0], 2),
+            "cut layers": fmt(mean_std(r["n_cut"] for r in rows)[0], 2),
+            "log10 eff. compr.": fmt(eff[0], 3) if eff[2] else "inf (nothing alive)",
+            "log phi": fmt(log_phi[0], 4) if log_phi[2] == n else (fmt(log_phi[0], 4) + f" ({log_phi[2]}/{n} conn.)" if log_phi[2] else "-inf"),
+        })
+    levels_md = write_table(out, "levels", long_rows, level_cols, md_rows=agg, md_columns=list(agg[0]) if agg else None)
+    # compact pivot per model: x down, methods across; "runs OK / runs (connected), mean log phi of connected runs"
+    pivot = []
+    for model in sorted({r["model"] for r in long_rows}):
+        methods = sorted({r["method"] for r in long_rows if r["model"] == model}, key=_method_order)
+        for x in sorted({r["x"] for r in long_rows if r["model"] == model}):
+            row = {"model": model, "x": f"{x:g}"}
+            for method in methods:
+                at = [r for r in long_rows if (r["model"], r["method"], r["x"]) == (model, method, x)]
+                if not at:
+                    row[method] = ""
+                    continue
+                ok = sum(r["ok"] for r in at)
+                conn = sum(not r["disconnected"] for r in at)
+                phi = mean_std(r["log_phi"] for r in at)
+                row[method] = f"{ok}/{len(at)}" + (f" ({conn} conn.)" if conn != ok else "") + (f", {phi[0]:.1f}" if phi[2] else ", –")
+            pivot.append(row)
+    write_table(out, "levels_pivot", pivot, md_rows=pivot)
+    # critical exponents
+    crit_rows, crit_md = [], []
+    for model, method in sorted({(r["model"], r["method"]) for r in runs}, key=lambda k: (k[0], _method_order(k[1]))):
+        group = [r for r in runs if (r["model"], r["method"]) == (model, method)]
+        row = {"model": model, "method": method, "seeds": len(group), "protocol": group[0]["protocol"],
+               "rounds": group[0]["rounds"], "seconds_per_run": mean_std(r["seconds"] for r in group)[0]}
+        md = {"model": model, "method": method, "seeds": len(group)}
+        for name in CRITERIA:
+            crit = [r["critical"][name] for r in group]
+            grid_x = [c["grid_x"] for c in crit]
+            refined = mean_std(c["refined_x"] for c in crit)
+            censored = sorted({c["censored"] for c in crit if c["censored"]})
+            failures = sorted({c["failure"] for c in crit if c["failure"]})
+            first = sorted({layer for c in crit for layer in c["first_collapsed"]})
+            eff_at = []
+            for r, c in zip(group, crit):
+                if c["grid_x"] is not None:
+                    at = next(lv for lv in r["levels"] if lv["x"] == c["grid_x"])
+                    eff_at.append(math.log10(at["effective_compression"]))
+            row |= {f"{name}_x_grid_mean": mean_std(grid_x)[0], f"{name}_x_grid_min": _min(grid_x),
+                    f"{name}_x_grid_max": _max(grid_x), f"{name}_x_refined_mean": refined[0],
+                    f"{name}_x_refined_std": refined[1], f"{name}_censored": ";".join(censored),
+                    f"{name}_first_failure": ";".join(failures), f"{name}_first_collapsed": ";".join(first),
+                    f"{name}_log10_effective_compression_at_grid_x": mean_std(eff_at)[0]}
+            md[f"{name}: critical x per seed"] = ", ".join(_seed_value(c, r) for c, r in
+                                                            sorted(zip(crit, group), key=lambda cr: cr[1]["seed"]))
+            if name == "strict":
+                md["strict: first failure"] = (", ".join(failures) or "none") + (f" ({', '.join(_short(first))})" if first else "")
+        md["s/run"] = f"{row['seconds_per_run']:.0f}"
+        crit_rows.append(row)
+        crit_md.append(md)
+    crit_md_text = write_table(out, "critical", crit_rows, md_rows=crit_md, md_columns=list(crit_md[0]) if crit_md else None)
+    return levels_md, crit_md_text
+
+
+def _seed_value(crit: dict, run: dict) -> str:
+    """One seed's refined critical exponent: '<x0' if the first level already fails,
+    '≥x' if no level failed, else the refined value (grid value if not refined)."""
+    if crit["censored"] == "below":
+        return f"<{run['levels'][0]['x']:g}"
+    value = crit["refined_x"] if crit["refined_x"] is not None else crit["grid_x"]
+    return ("≥" if crit["censored"] == "above" else "") + f"{value:.2f}"
+
+
+def _short(layers: list[str], limit: int = 3) -> list[str]:
+    names = [layer.removesuffix(".weight") for layer in layers]
+    return names[:limit] + ([f"+{len(names) - limit}"] if len(names) > limit else [])
+
+
+def _min(values):
+    finite = [v for v in values if v is not None]
+    return min(finite) if finite else None
+
+
+def _max(values):
+    finite = [v for v in values if v is not None]
+    return max(finite) if finite else None
+
+
+def _range(values) -> str:
+    finite = [v for v in values if v is not None]
+    if not finite:
+        return "< first level"
+    lo, hi = min(finite), max(finite)
+    return f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}"
+
+
+def _method_order(method: str) -> int:
+    return DEFAULT_METHODS.index(method) if method in DEFAULT_METHODS else len(DEFAULT_METHODS)
+
+
+def figure(runs: list[dict], out: Path, copy: bool) -> list[Path]:
+    models = [m for m in DEFAULT_MODELS if any(r["model"] == m for r in runs)]
+    models += sorted({r["model"] for r in runs} - set(models))
+    with style_context():
+        fig = new_figure(4.6 * len(models), 6.4)
+        axes = fig.subplots(2, len(models), squeeze=False, sharex="col")
+        for col, model in enumerate(models):
+            methods = sorted({r["method"] for r in runs if r["model"] == model}, key=_method_order)
+            ax_ok, ax_phi = axes[0][col], axes[1][col]
+            for method in methods:
+                group = [r for r in runs if (r["model"], r["method"]) == (model, method)]
+                color, marker = style(method)
+                xs = sorted({lv["x"] for r in group for lv in r["levels"]})
+                ok, conn, phi = [], [], []
+                for x in xs:
+                    at = [lv for r in group for lv in r["levels"] if lv["x"] == x]
+                    ok.append(sum(lv["ok"] for lv in at) / len(at))
+                    conn.append(sum(not lv["disconnected"] for lv in at) / len(at))
+                    vals = [lv["log_phi"] for lv in at if lv["log_phi"] is not None]
+                    phi.append(sum(vals) / len(vals) if len(vals) == len(at) else math.nan)
+                ax_ok.plot(xs, ok, color=color, marker=marker, ms=4, label=method)
+                ax_ok.plot(xs, conn, color=color, ls=":", lw=1)
+                ax_phi.plot(xs, phi, color=color, marker=marker, ms=4, label=method)
+                for name, ls in (("strict", "--"), ("connected", ":")):
+                    refined = [r["critical"][name]["refined_x"] for r in group if r["critical"][name]["refined_x"] is not None]
+                    if refined:
+                        ax_ok.axvline(sum(refined) / len(refined), color=color, lw=0.8, ls=ls, alpha=0.7)
+            n_seeds = len({r["seed"] for r in runs if r["model"] == model})
+            ax_ok.set_title(f"{model} (init, {n_seeds} seed{'s' if n_seeds > 1 else ''})")
+            ax_ok.set_ylabel("fraction of runs OK\n(solid: no collapse & connected;\ndotted: connected)")
+            ax_ok.set_ylim(-0.05, 1.05)
+            ax_phi.set_ylabel("log phi (mean; gap = disconnected)")
+            ax_phi.set_xlabel("x   (compression 10^x)")
+            ax_ok.legend(loc="lower left", fontsize=8)
+            for ax in (ax_ok, ax_phi):
+                ax.grid(True, alpha=0.4)
+        fig.suptitle("Data-free pruning at initialisation: layer collapse / disconnection vs compression"
+                     "\n(vertical lines: refined critical exponent, dashed = no collapse & connected, dotted = connected)", fontsize=10)
+        return save_figure(fig, out, NAME, copy)
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 10 rounds, step 0.5")
+    parser.add_argument("--out", type=Path, default=None, help=f"output directory (default results/{NAME}/)")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; --quick 1)")
+    parser.add_argument("--seed-offset", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of the iterated methods (default 100; --quick 10)")
+    parser.add_argument("--protocol", choices=["nested", "per-target"], default="nested")
+    parser.add_argument("--x-min", type=float, default=0.5)
+    parser.add_argument("--x-max", type=float, default=6.0)
+    parser.add_argument("--step", type=float, default=None, help="grid step in x (default 0.25; --quick 0.5)")
+    parser.add_argument("--levels", type=lambda s: [float(v) for v in s.split(",")], default=None,
+                        help="explicit comma-separated x levels instead of the grid")
+    parser.add_argument("--refine-steps", type=int, default=8, help="bisection steps of one-shot methods")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-figure", action="store_true")
+    args = parser.parse_args(argv)
+    args.seeds = args.seeds or (1 if args.quick else 3)
+    args.rounds = args.rounds or (10 if args.quick else 100)
+    args.step = args.step or (0.5 if args.quick else 0.25)
+    args.out = args.out or Path("results") / (NAME + ("_quick" if args.quick else ""))
+    args.models = args.models.split(",")
+    args.methods = args.methods.split(",")
+    for method in args.methods:
+        METHODS[method]  # unknown names fail here, listing the valid ones
+        if not METHODS[method].data_free:
+            parser.error(f"{method} needs data; this experiment is data-free")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    limit_threads(args.threads)
+    timer = Timer()
+    runs = []
+    tag = f"r{args.rounds}_s{args.step:g}" + (f"_L{'-'.join(f'{x:g}' for x in args.levels)}" if args.levels else "")
+    for seed in range(args.seed_offset, args.seed_offset + args.seeds):
+        for model in args.models:
+            for method in args.methods:
+                if args.protocol == "nested":
+                    runs.append(run_unit(args.out, ("nested", model, method, f"seed{seed}", tag),
+                                         lambda: nested_run(model, method, seed, args)))
+                else:
+                    total = total_weights(prunable_parameters(build_model(model)))
+                    xs = args.levels or grid(args.x_min, args.x_max, args.step, total)
+                    units = [run_unit(args.out, ("per-target", model, method, f"seed{seed}", f"r{args.rounds}", f"x{x:g}"),
+                                      lambda x=x: per_target_run(model, method, seed, x, args)) for x in xs]
+                    runs.append(merge_per_target(units))
+    levels_md, critical_md = tables(runs, args.out, args)
+    if not args.no_figure:
+        for path in figure(runs, args.out, copy=not args.quick):
+            print(f"figure: {path}")
+    print("\n## Per level (aggregated over seeds)\n")
+    print(levels_md)
+    print("## Critical compression exponent\n")
+    print(critical_md)
+    print(f"outputs in {args.out}/ ; total wall time {timer}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
