@@ -14,7 +14,7 @@ from netgraph.errors import NetgraphError
 
 _LEVELS_HELP = (
     "Compression levels, comma-separated. Plain numbers are EXPONENTS x (compression 10^x, "
-    "total/remaining weights); a trailing x gives a compression itself (30x); a:b:s is a range of exponents."
+    "total/remaining weights); a trailing x gives a compression itself (30x); start:stop:step is a range of exponents (e.g. 1:3:0.5)."
 )
 
 

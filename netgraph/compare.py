@@ -1,0 +1,560 @@
+"""``netgraph compare``: a resumable sweep of pruning methods x compression levels x seeds.
+
+    from netgraph.compare import SweepConfig, compare
+    result = compare(SweepConfig(model="lenet300", dataset="mnist5k"), "results")
+    result.rows          # one dict per run, keys netgraph.sweep.RESULT_KEYS
+    result.critical      # per protocol and method: largest intact level, first disconnected
+
+Layout of ``OUT`` (ShrinkBench-style, every file written atomically):
+
+    sweep.json                       what the sweep is (model, data, grid, budget, ...)
+    runs/<protocol>-<method>-c<level>-s<seed>/
+        params.json, log.txt, metrics.json (written last: a run with it is finished)
+        model.pt                     pruned state dict (runs the figures draw, or all)
+    dense/<plain|connect|l1>-s<seed>/  the cached dense trainings
+    results.csv, results.json        the tidy table (``layers`` in the JSON only)
+    critical.json, summary.md        critical compressions; a short markdown report
+    figures/                         PNG + interactive HTML
+
+Running again with the same ``OUT`` resumes: finished runs are read back, not
+recomputed. A different sweep in ``OUT`` is refused (``force=True`` clears it).
+A run that fails is reported at the end (its ``error.txt`` says why) after the
+others finished; re-running retries it. See :mod:`netgraph.sweep` for the protocols.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from netgraph.atomic import atomic_write_json, atomic_write_text
+from netgraph.errors import NetgraphError
+from netgraph.sweep import (
+    DEFAULT_EXPONENTS,
+    METRICS,
+    MODEL,
+    PROTOCOLS,
+    RESULT_KEYS,
+    RunSpec,
+    SweepConfig,
+    SweepContext,
+    all_methods,
+    exponent_of,
+    level_label,
+    parse_levels,
+    plan,
+    run_one,
+)
+
+__all__ = [
+    "CompareResult",
+    "DEFAULT_EXPONENTS",
+    "RESULT_KEYS",
+    "SAVE_MODELS",
+    "SweepConfig",
+    "SweepInterrupted",
+    "compare",
+    "critical_compressions",
+    "load_rows",
+    "parse_levels",
+    "path_runs",
+]
+
+SWEEP_FILE = "sweep.json"
+SWEEP_FORMAT = 1
+SAVE_MODELS = ("paths", "all", "none")
+#: What ``force`` deletes from OUT: only what a sweep writes, never other files.
+_OWNED = ("runs", "dense", "figures", "results.csv", "results.json", "critical.json", "summary.md", SWEEP_FILE)
+_PATH_METHODS = ("magnitude", "synflow", "connect")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; ``str()`` says how many runs are finished and kept."""
+
+
+@dataclass
+class CompareResult:
+    out: Path
+    rows: list[dict[str, Any]]
+    critical: list[dict[str, Any]]
+    computed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# --- the output directory -----------------------------------------------------------------
+
+
+def _normal(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _differences(saved: Any, now: Any, prefix: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(now, dict):
+        out: list[str] = []
+        for key in list(dict.fromkeys([*saved, *now])):
+            out += _differences(saved.get(key), now.get(key), f"{prefix}{key}.")
+        return out
+    if saved != now:
+        return [f"{prefix.rstrip('.')} {json.dumps(saved)} there vs {json.dumps(now)} now"]
+    return []
+
+
+def _prepare_out(out: Path, identity: dict[str, Any], force: bool) -> bool:
+    """Check ``out`` can hold this sweep; clear it under ``force``. True if it already does."""
+    if out.exists() and not out.is_dir():
+        raise NetgraphError(f"--out {out} is a file, not a directory: choose a directory")
+    sweep_file = out / SWEEP_FILE
+    if sweep_file.exists():
+        try:
+            saved = json.loads(sweep_file.read_text())["sweep"]
+        except (ValueError, KeyError, TypeError, OSError):
+            saved = None
+        if saved is not None and saved == _normal(identity):
+            return True
+        if not force:
+            if saved is None:
+                raise NetgraphError(f"{sweep_file} is not a netgraph sweep description: use another --out or --force")
+            diff = _differences(saved, _normal(identity))
+            more = f" (+{len(diff) - 2} more)" if len(diff) > 2 else ""
+            raise NetgraphError(
+                f"{out} holds a different sweep ({'; '.join(diff[:2])}{more}): use another --out, "
+                "or --force to delete its results"
+            )
+    elif (out / "runs").exists() or (out / "dense").exists():
+        if not force:
+            raise NetgraphError(f"{out} holds runs but no {SWEEP_FILE}: use another --out, or --force to delete them")
+    if force:
+        for name in _OWNED:
+            target = out / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    return False
+
+
+def _write_sweep(out: Path, config: SweepConfig) -> None:
+    atomic_write_json(out / SWEEP_FILE, {
+        "format": SWEEP_FORMAT,
+        "sweep": config.identity(),
+        "environment": {"device": config.device, "data_root": config.data_root, "torch": torch.__version__,
+                        "threads": torch.get_num_threads(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
+        "notes": {
+            "levels": "compression = total / remaining prunable (Linear/conv) weights = 10^exponent",
+            "init": "prune at initialisation, then train the sparse net for budget.epochs",
+            "post": "train dense for budget.epochs (cached per seed and variant), prune, fine-tune for "
+                    "budget.finetune_epochs; magnitude+connect / magnitude+l1 prune the CoNNect- / L1-regularised "
+                    "dense net; imp rewinds to initialisation, retrains budget.epochs per round and at the end",
+            "iterations": "rounds of the iterated scores (synflow, connect)",
+            "flops": "multiply-accumulates for one input: nonzero weights x output positions per Linear/conv layer",
+        },
+    })
+
+
+def _run_dir(out: Path, spec: RunSpec) -> Path:
+    return out / "runs" / spec.name
+
+
+def _finished(out: Path, spec: RunSpec) -> bool:
+    return (_run_dir(out, spec) / METRICS).exists()
+
+
+def path_runs(config: SweepConfig) -> list[RunSpec]:
+    """The runs the surviving-paths figures draw (their ``model.pt`` is kept): the
+    first seed, the ``init`` protocol (else ``post``), magnitude / SynFlow /
+    CoNNect (or the first methods run), at three levels spread over the grid (10^1, 10^2,
+    10^3 for the default one)."""
+    protocol = "init" if "init" in config.protocols else "post"
+    available = config.methods_in(protocol)
+    methods = [m for m in _PATH_METHODS if m in available]
+    methods += [m for m in available if m not in methods][: max(0, 2 - len(methods))]
+    levels = config.levels
+    if len(levels) > 3:  # the levels nearest the 1/6, 1/2 and 5/6 points of the exponent range
+        exps = [math.log10(c) for c in levels]
+        targets = [exps[0] + q * (exps[-1] - exps[0]) for q in (1 / 6, 1 / 2, 5 / 6)]
+        picks = sorted({min(range(len(exps)), key=lambda i: (abs(exps[i] - t), i)) for t in targets})
+        levels = [levels[i] for i in picks]
+    return [RunSpec(protocol, m, c, config.seeds[0]) for m in methods for c in levels]
+
+
+# --- the sweep ------------------------------------------------------------------------------
+
+
+def compare(
+    config: SweepConfig,
+    out: str | os.PathLike,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    save_models: str = "paths",
+    figures: bool = True,
+) -> CompareResult:
+    """Run (or resume) the sweep ``config`` into ``out`` and write the tables,
+    ``critical.json``, ``summary.md`` and (``figures``) the figures.
+
+    ``save_models``: 'paths' keeps ``model.pt`` for the runs the surviving-paths
+    figures draw, 'all' for every run, 'none' for none. Raises
+    :class:`~netgraph.errors.NetgraphError` on bad input, before anything is
+    written, and after the sweep if some runs failed (the others are kept);
+    :class:`SweepInterrupted` on Ctrl-C (finished runs are kept).
+    """
+    started = time.perf_counter()
+    if save_models not in SAVE_MODELS:
+        raise NetgraphError(f"save_models must be one of {', '.join(SAVE_MODELS)}, got {save_models!r}")
+    out = Path(out).expanduser()
+    identity = config.identity()
+    if out.exists() and not out.is_dir():
+        raise NetgraphError(f"--out {out} is a file, not a directory: choose a directory")
+    if force is False:
+        _prepare_out(out, identity, force=False)  # refuse a different sweep before loading any data
+    ctx = SweepContext(config, out)  # loads the data, checks every level leaves a weight
+    _prepare_out(out, identity, force)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_sweep(out, config)
+
+    specs = plan(config)
+    keep = set(path_runs(config)) if save_models == "paths" else set()
+    todo = [s for s in specs if not _finished(out, s)]
+    result = CompareResult(out, [], [], skipped=[s.name for s in specs if _finished(out, s)])
+    dense_todo = {(s.variant, s.seed) for s in todo} | {("plain", s.seed) for s in todo}
+    dense_todo = {k for k in dense_todo if not ctx.dense_done(*k)}
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo) + len(dense_todo), desc="compare", unit="run", disable=not progress,
+               dynamic_ncols=True, file=sys.stderr)
+    try:
+        with bar:
+            for spec in todo:
+                for variant, seed in sorted({(spec.variant, spec.seed), ("plain", spec.seed)}):
+                    if (variant, seed) in dense_todo:
+                        bar.set_postfix_str(f"dense-{variant}-s{seed}")
+                        ctx.dense(variant, seed)
+                        dense_todo.discard((variant, seed))
+                        bar.update()
+                bar.set_postfix_str(spec.name)
+                try:
+                    run_one(ctx, spec, _run_dir(out, spec), save_model=save_models == "all" or spec in keep)
+                    (_run_dir(out, spec) / "error.txt").unlink(missing_ok=True)
+                    result.computed.append(spec.name)
+                except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
+                    if os.environ.get("NETGRAPH_DEBUG"):
+                        raise
+                    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    result.failed[spec.name] = f"{type(error).__name__}: {message}"
+                    atomic_write_text(_run_dir(out, spec) / "error.txt", traceback.format_exc())
+                bar.update()
+    except KeyboardInterrupt:
+        done = sum(_finished(out, s) for s in specs)
+        raise SweepInterrupted(
+            f"interrupted: {done} of {len(specs)} runs are finished and kept in {out}; "
+            "run the same command again to resume"
+        ) from None
+
+    result.rows = load_rows(out, specs)
+    result.critical = critical_compressions(result.rows)
+    write_tables(out, result.rows)
+    atomic_write_json(out / "critical.json", {"definition": CRITICAL_DEFINITION, "critical": result.critical})
+    if figures:
+        if progress:
+            print(f"compare: drawing figures into {out / 'figures'}", file=sys.stderr)
+        written, notes = write_figures(out, config, result.rows, ctx)
+        result.figures, result.notes = written, result.notes + notes
+    result.seconds = time.perf_counter() - started
+    write_summary(out, config, result, ctx)
+    if result.failed:
+        first, why = next(iter(result.failed.items()))
+        raise NetgraphError(
+            f"{len(result.failed)} of {len(specs)} runs failed (first: {first}: {why}; see "
+            f"{out / 'runs'}/<run>/error.txt); the others are in {out}, re-run to retry"
+        )
+    return result
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+def load_rows(out: str | os.PathLike, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
+    """The results rows of the finished runs among ``specs`` (keys :data:`RESULT_KEYS`)."""
+    rows = []
+    for spec in specs:
+        path = _run_dir(Path(out), spec) / METRICS
+        if path.exists():
+            metrics = json.loads(path.read_text())
+            rows.append({key: metrics[key] for key in RESULT_KEYS})
+    return rows
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return json.dumps(value)
+    return value
+
+
+def write_tables(out: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``results.json`` (every key) and ``results.csv`` (all but ``layers``; lists as
+    JSON, None as an empty cell)."""
+    atomic_write_json(out / "results.json", list(rows))
+    columns = [k for k in RESULT_KEYS if k != "layers"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(row[k]) for k in columns})
+    atomic_write_text(out / "results.csv", buffer.getvalue())
+
+
+# --- critical compression -------------------------------------------------------------------
+
+CRITICAL_DEFINITION = {
+    "critical_compression": "last level before the first at which, in some seed, a layer collapsed or the network disconnected",
+    "first_disconnected": "smallest level at which the network is disconnected in some seed",
+    "first_collapsed": "smallest level at which some layer lost all its weights in some seed",
+}
+
+
+def critical_compressions(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per protocol and method: the critical compression (the last level before the
+    first one where a layer collapsed or the network disconnected, in any seed) and
+    the first level at which the network disconnects (None when it never does)."""
+    groups: dict[tuple[str, str], dict[float, list[Mapping]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        groups[(row["protocol"], row["method"])][float(row["target_compression"])].append(row)
+    out = []
+    for (protocol, method), by_level in groups.items():
+        failed = [c for c, rs in by_level.items() if any(r["disconnected"] or r["collapsed_layers"] for r in rs)]
+        intact = [c for c in by_level if not failed or c < min(failed)]
+        broken = sorted(c for c, rs in by_level.items() if any(r["disconnected"] for r in rs))
+        collapsed = sorted(c for c, rs in by_level.items() if any(r["collapsed_layers"] for r in rs))
+        critical = max(intact) if intact else None
+        out.append({
+            "protocol": protocol,
+            "method": method,
+            "critical_compression": critical,
+            "critical_exponent": None if critical is None else exponent_of(critical),
+            "first_disconnected": broken[0] if broken else None,
+            "first_disconnected_exponent": exponent_of(broken[0]) if broken else None,
+            "first_collapsed": collapsed[0] if collapsed else None,
+            "levels": sorted(by_level),
+        })
+    order = {p: i for i, p in enumerate(PROTOCOLS)}
+    return sorted(out, key=lambda r: (order.get(r["protocol"], 9), _method_order(r["method"])))
+
+
+def _method_order(method: str) -> tuple[int, str]:
+    names = all_methods()
+    return (names.index(method) if method in names else len(names), method)
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def write_figures(out: Path, config: SweepConfig, rows: Sequence[Mapping[str, Any]], ctx: SweepContext
+                  ) -> tuple[list[Path], list[str]]:
+    """Every figure into ``out/figures`` (PNG + HTML), through :mod:`netgraph.plots`.
+    A figure that fails is reported in the notes, not raised: the tables stand."""
+    from netgraph import plots
+
+    folder = out / "figures"
+    written: list[Path] = []
+    notes: list[str] = []
+    if not rows:
+        return written, ["no finished runs: no figures"]
+    jobs = [
+        ("accuracy vs compression", lambda: plots.accuracy_vs_compression(rows, folder, accuracy="both")),
+        ("effective vs nominal compression", lambda: plots.effective_vs_nominal(rows, folder)),
+        ("per-layer density", lambda: plots.layer_density_heatmap(rows, folder)),
+        ("log phi vs compression", lambda: plots.log_phi_vs_compression(rows, folder)),
+    ]
+    for label, job in jobs:
+        try:
+            written += list(job())
+        except Exception as error:  # noqa: BLE001 - a figure must not lose the results
+            if os.environ.get("NETGRAPH_DEBUG"):
+                raise
+            notes.append(f"figure '{label}' failed: {type(error).__name__}: {error}")
+    by_method: dict[str, list[RunSpec]] = defaultdict(list)
+    for spec in path_runs(config):
+        by_method[spec.method].append(spec)
+    for method, specs in by_method.items():
+        snapshots, missing = [], []
+        for spec in specs:
+            path = _run_dir(out, spec) / MODEL
+            if not path.exists():
+                missing.append(spec.name)
+                continue
+            snapshots.append(_snapshot(ctx, spec, path))
+        if missing:
+            notes.append(f"surviving paths of {method}: no model.pt for {', '.join(missing)} (save_models='none'?)")
+        if not snapshots:
+            continue
+        protocol = specs[0].protocol
+        try:
+            written += list(plots.surviving_paths(
+                snapshots, folder, f"surviving_paths_{protocol}_{_slug(method)}",
+                title=f"Surviving input→output paths: {config.model}, {method} ({protocol}), seed {specs[0].seed}",
+            ))
+        except Exception as error:  # noqa: BLE001
+            if os.environ.get("NETGRAPH_DEBUG"):
+                raise
+            notes.append(f"figure 'surviving paths of {method}' failed: {type(error).__name__}: {error}")
+    return written, notes
+
+
+def _slug(method: str) -> str:
+    return method.replace("+", "_")
+
+
+def _snapshot(ctx: SweepContext, spec: RunSpec, path: Path) -> tuple:
+    from netgraph.connectivity import flows
+    from netgraph.report import analyze
+    from netgraph.trace import trace
+
+    model = ctx.fresh_model(spec.seed)
+    model.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
+    graph = trace(model, input_shape=ctx.input_shape)
+    result = flows(graph)
+    return (f"{_level_header(spec.compression)}", graph, result, analyze(graph, result))
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+
+def _level_header(compression: float) -> str:
+    x = exponent_of(compression)
+    if abs(x * 100 - round(x * 100)) < 1e-6:
+        return f"10^{x:g}"
+    return f"{level_label(compression)}x"
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def accuracy_table(rows: Sequence[Mapping[str, Any]], protocol: str, levels: Sequence[float]) -> list[list[str]]:
+    """Markdown cells: one row per method, mean accuracy after fine-tuning (%) per level;
+    ``†`` disconnected in some seed, ``*`` a layer collapsed (but connected)."""
+    cells: dict[str, dict[float, list[Mapping]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row["protocol"] == protocol:
+            cells[row["method"]][float(row["target_compression"])].append(row)
+    table = []
+    for method in sorted(cells, key=_method_order):
+        line = [method]
+        for level in levels:
+            runs = cells[method].get(float(level), [])
+            if not runs:
+                line.append("")
+                continue
+            mean = 100 * sum(r["accuracy_after_finetune"] for r in runs) / len(runs)
+            mark = "†" if any(r["disconnected"] for r in runs) else ("*" if any(r["collapsed_layers"] for r in runs) else "")
+            line.append(f"{mean:.1f}{mark}")
+        table.append(line)
+    return table
+
+
+def _markdown(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _dense_accuracies(ctx: SweepContext, config: SweepConfig) -> dict[str, float]:
+    found: dict[str, list[float]] = defaultdict(list)
+    for variant in ("plain", "connect", "l1"):
+        for seed in config.seeds:
+            path = ctx.dense_dir(variant, seed) / METRICS
+            if path.exists():
+                found[variant].append(json.loads(path.read_text())["accuracy"])
+    return {k: sum(v) / len(v) for k, v in found.items()}
+
+
+def write_summary(out: Path, config: SweepConfig, result: CompareResult, ctx: SweepContext) -> None:
+    rows = result.rows
+    dense = _dense_accuracies(ctx, config)
+    seeds = ", ".join(map(str, config.seeds))
+    exps = ", ".join(f"{exponent_of(c):g}" for c in config.levels)
+    lines = [
+        f"# Pruning comparison: {config.model} on {config.dataset}",
+        "",
+        "## Setup",
+        "",
+        f"- protocols: {', '.join(config.protocols)}; seeds: {seeds}; compression levels 10^x for x in {exps} "
+        "(compression = total / remaining prunable weights)",
+    ]
+    for protocol in config.protocols:
+        lines.append(f"- {protocol} methods: {', '.join(config.methods_in(protocol))}")
+    lines += [
+        f"- budget: dense / sparse-from-init training {config.epochs} epoch(s), fine-tuning after pruning "
+        f"{config.finetune_epochs} epoch(s); {config.optimizer}, lr {config.lr:g} (cosine), batch {config.batch_size}",
+        f"- SynFlow / CoNNect score rounds: {config.iterations}; SNIP / GraSP batches: {config.score_batches}; "
+        f"IMP: {config.imp_rounds} rounds, rewinding to initialisation, {config.epochs} epoch(s) per retraining",
+        f"- regularised dense training: CoNNect lambda_r = {config.lambda_r:g} (magnitude+connect), "
+        f"L1 lambda_1 = {config.lambda_1:g} (magnitude+l1)",
+        "- dense accuracy (mean over seeds): "
+        + ", ".join(f"{k} {100 * v:.1f}%" for k, v in dense.items()),
+        f"- runs: {len(rows)} finished ({len(result.computed)} computed now, {len(result.skipped)} resumed"
+        + (f", {len(result.failed)} failed" if result.failed else "") + f"); wall time {result.seconds:.0f} s",
+        "",
+        f"## Test accuracy (%), mean over {len(config.seeds)} seed(s)",
+        "",
+        "After training (init) or fine-tuning (post). † disconnected in some seed; * a layer collapsed.",
+    ]
+    headers = ["method"] + [_level_header(c) for c in config.levels]
+    for protocol in config.protocols:
+        body = accuracy_table(rows, protocol, config.levels)
+        if body:
+            what = "pruned at initialisation, then trained" if protocol == "init" else "pruned after training, then fine-tuned"
+            lines += ["", f"### {protocol}: {what}", "", _markdown(headers, body)]
+    lines += [
+        "",
+        "## Critical compression",
+        "",
+        "Critical: the last level before the first at which, in some seed, a layer "
+        "collapsed or the network disconnected; then the first disconnected level.",
+        "",
+        _markdown(
+            ["protocol", "method", "critical", "first disconnected", "first collapse"],
+            [[r["protocol"], r["method"],
+              _level_header(r["critical_compression"]) if r["critical_compression"] else "none",
+              _level_header(r["first_disconnected"]) if r["first_disconnected"] else "never",
+              _level_header(r["first_collapsed"]) if r["first_collapsed"] else "never"]
+             for r in result.critical],
+        ),
+    ]
+    # The figures drawn now, else those an earlier invocation drew (resumed with figures off).
+    pngs = sorted(p for p in result.figures if p.suffix == ".png") or sorted((out / "figures").glob("*.png"))
+    if pngs:
+        lines += ["", "## Figures", ""]
+        for png in pngs:
+            rel = png.relative_to(out).as_posix()
+            html = png.with_suffix(".html")
+            link = f" ([interactive]({html.relative_to(out).as_posix()}))" if html.exists() else ""
+            lines.append(f"- [{png.stem.replace('_', ' ')}]({rel}){link}")
+            lines.append(f"  ![{png.stem}]({rel})")
+    if result.notes or result.failed:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
+        lines += [f"- run {name} failed: {why}" for name, why in result.failed.items()]
+    lines += ["", "Tables: [results.csv](results.csv), [results.json](results.json), "
+              "[critical.json](critical.json); sweep: [sweep.json](sweep.json).", ""]
+    atomic_write_text(out / "summary.md", "\n".join(lines))
+
