@@ -17,9 +17,11 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from netgraph import ops
 from netgraph.errors import TraceError
 from netgraph.graph import Block, BlockKind, ChannelGraph, NodeGroup
 from netgraph.idmaps import ID_DTYPE, broadcast_channels, leaves, map_structure
+from netgraph.modes import eval_mode
 from netgraph.weights import WeightSource
 
 
@@ -136,19 +138,11 @@ def trace(
     connecting all of its input channels to all of its output channels.
     ``input_channel_dim`` picks the channel dim of float inputs (default: 1).
     """
-    from netgraph import ops  # handlers register themselves on import
-
     inputs = _example_inputs(model, example_input, input_shape)
     graph, tracer = symbolic_graph(model, leaf_modules)
     builder = GraphBuilder()
-    was_training = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        with torch.no_grad():
-            outputs, input_nodes = _interpret(model, graph, inputs, builder, tracer, input_channel_dim, ops)
-    finally:
-        for module, mode in was_training.items():
-            module.training = mode
+    with eval_mode(model), torch.no_grad():
+        outputs, input_nodes = _interpret(model, graph, inputs, builder, tracer, input_channel_dim)
     output_ids = [ids for ids in leaves(outputs) if isinstance(ids, torch.Tensor)]
     output_nodes = np.unique(torch.cat([i.reshape(-1) for i in output_ids]).numpy()) if output_ids else np.array([])
     output_nodes = output_nodes[output_nodes >= 0].astype(np.int64)
@@ -182,7 +176,7 @@ def _fetch_attr(model: nn.Module, target: str) -> Any:
     return value
 
 
-def _interpret(model, graph, inputs, builder, tracer, channel_dim, ops):  # type: ignore[no-untyped-def]
+def _interpret(model, graph, inputs, builder, tracer, channel_dim):  # type: ignore[no-untyped-def]
     """Run the fx graph on real values and index maps side by side."""
     values: dict[fx.Node, Any] = {}
     ids: dict[fx.Node, Any] = {}

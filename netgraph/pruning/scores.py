@@ -26,7 +26,7 @@ from torch.func import functional_call
 
 from netgraph.errors import NetgraphError
 from netgraph.pruning.masks import Param, effective_weight, sync_weights
-from netgraph.pruning.modes import eval_mode
+from netgraph.modes import eval_mode
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -19,7 +19,7 @@ from torch.nn.utils import prune
 
 from netgraph.errors import NetgraphError
 from netgraph.pruning.masks import prunable_parameters
-from netgraph.pruning.modes import eval_mode
+from netgraph.modes import eval_mode
 
 ImportanceFn = Callable[[tp.Group], torch.Tensor]
 
