@@ -188,7 +188,9 @@ def connect_scores(graph: ChannelGraph, flows: Flows) -> dict[str, torch.Tensor]
             # (no zero-filled sum; a float32 * float64 broadcast product is far slower).
             per_edge = source.to_parameter(torch.from_numpy(_edge_share(blocks[0], flows)))
             score = source.parameter().detach().to("cpu", torch.float64, copy=True).abs_().mul_(per_edge)
-            scores[key] = score.nan_to_num_(nan=0.0, posinf=0.0)
+            if not bool(torch.isfinite(score.sum())):  # scores are >= 0: a finite sum means no NaN/Inf
+                score.nan_to_num_(nan=0.0, posinf=0.0)
+            scores[key] = score
             continue
         weight = source.parameter().detach().abs().to("cpu", torch.float64)
         score = torch.zeros_like(weight)

@@ -26,6 +26,7 @@ from netgraph.pruning.masks import Param
 from netgraph.pruning.methods import register_method
 from netgraph.pruning.scores import ScoreContext
 from netgraph.trace import trace
+from netgraph.weights import reuse_weights
 
 _GRAPHS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, ChannelGraph]] = weakref.WeakKeyDictionary()
 
@@ -35,7 +36,9 @@ def channel_graph(model: nn.Module, input_shape: Sequence[int]) -> ChannelGraph:
 
     Blocks read live weights, so masks changed between rounds need no re-trace;
     a structural change of the model (new shapes) does."""
-    key = (tuple(input_shape), tuple(tuple(p.shape) for p in model.parameters()))
+    # Pruning (weight -> weight_orig + mask) is not a structural change: no re-trace.
+    shapes = sorted((name.removesuffix("_orig"), tuple(p.shape)) for name, p in model.named_parameters())
+    key = (tuple(input_shape), tuple(shapes))
     cached = _GRAPHS.get(model)
     if cached is None or cached[0] != key:
         cached = (key, trace(model, input_shape=input_shape))
@@ -48,13 +51,16 @@ def connect(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> lis
     if ctx.input_shape is None:
         raise NetgraphError("the connect score needs the model's input shape")
     graph = channel_graph(model, ctx.input_shape)
-    scores = connect_scores(graph, flows(graph))
+    with torch.no_grad(), reuse_weights():  # flows and scores read each weight once
+        scores = connect_scores(graph, flows(graph))
     names = {module: name for name, module in model.named_modules()}
-    return [
-        scores.get(f"{names[module]}.{name}", torch.zeros(module.get_parameter(f"{name}_orig" if hasattr(module, f"{name}_orig") else name).shape))
-        .to(ctx.device)
-        for module, name in params
-    ]
+    out = []
+    for module, name in params:
+        score = scores.get(f"{names[module]}.{name}")
+        if score is None:  # built only when missing (not as an eagerly evaluated default)
+            score = torch.zeros(module.get_parameter(f"{name}_orig" if hasattr(module, f"{name}_orig") else name).shape)
+        out.append(score.to(ctx.device))
+    return out
 
 
 register_method("connect", connect, data_free=True, default_iterations=100)
