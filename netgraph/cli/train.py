@@ -61,7 +61,7 @@ def train_command(
     if out.exists() and not out.is_dir():
         raise NetgraphError(f"--out {out} exists and is not a directory")
     splits = load_dataset(dataset, data_root=str(data_root) if data_root else None, download=download, seed=seed)
-    _, world_size, _ = setup_distributed()
+    rank, world_size, _ = setup_distributed()
     try:
         train_loader, test_loader = make_loaders(splits, batch_size, seed=seed, distributed=world_size > 1)
         seed_everything(seed)
@@ -70,9 +70,11 @@ def train_command(
         result = train(net, train_loader, test_loader, config, regularizer=regularizer, out_dir=out, resume=resume)
     finally:
         cleanup_distributed()
-    Console().print(
-        f"final test accuracy {result.final_accuracy:.4f} (best {result.best_accuracy:.4f}); weights in {out / 'model.pt'}"
-    )
+    if rank == 0:
+        Console().print(
+            f"final test accuracy {result.final_accuracy:.4f} (best {result.best_accuracy:.4f}); "
+            f"weights in {out / 'model.pt'}"
+        )
 
 
 @app.command("prune")
