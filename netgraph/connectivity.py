@@ -1,9 +1,10 @@
 """Input-output connectivity of a channel graph (scipy.sparse, float64).
 
-Flows are propagated block by block in topological order, one block's CSR at
-a time. Each node group carries its vector normalised to max 1 plus its own
-log-scale, so a 1000-layer chain neither overflows nor underflows; results
-come out as logs (``log_phi``, ``log_forward``, ``log_backward``).
+Flows are propagated block by block in topological order, one block's matrix at
+a time (a dense array for dense and diagonal blocks, else a CSR). Each node
+group carries its vector normalised to max 1 plus its own log-scale, so a
+1000-layer chain neither overflows nor underflows; results come out as logs
+(``log_phi``, ``log_forward``, ``log_backward``).
 
 * forward flow ``F``: 1 on input nodes, ``F_v = sum_{u->v} w_uv F_u``;
 * backward flow ``B``: 1 on output nodes, ``B_u = sum_{u->v} w_uv B_v``;
