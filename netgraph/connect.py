@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netgraph.connectivity import Flows
+from netgraph.connectivity import Flows, log_per_channel
 from netgraph.graph import Block, ChannelGraph
 from netgraph.trace import trace
 from netgraph.weights import DiagonalWeight
@@ -204,12 +204,6 @@ def connect_scores(graph: ChannelGraph, flows: Flows) -> dict[str, torch.Tensor]
 def _edge_share(block: Block, flows: Flows) -> np.ndarray:
     """``F_u B_v / phi`` of every grouped-form edge of ``block`` (``n_out x in_per_group``),
     broadcast per group rather than gathered through :meth:`Block.channel_index`."""
-    log_f = _log_channels(block, flows.log_forward).reshape(block.groups, 1, block.in_per_group)
+    log_f = log_per_channel(block, flows.log_forward).reshape(block.groups, 1, block.in_per_group)
     log_b = flows.log_backward[block.dst.nodes].reshape(block.groups, -1, 1)
     return np.exp(log_f + log_b - flows.log_phi).reshape(block.n_out, block.in_per_group)
-
-
-def _log_channels(block: Block, log_values: np.ndarray) -> np.ndarray:
-    from netgraph.connectivity import _log_per_channel
-
-    return _log_per_channel(block, log_values)

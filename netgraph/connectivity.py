@@ -62,14 +62,14 @@ class Flows:
         if not np.isfinite(self.log_phi):
             return np.zeros((block.n_out, block.in_per_group))
         weights = np.nan_to_num(block.source.grouped(how).detach().double().cpu().numpy(), nan=0.0, posinf=0.0)
-        log_f_chan = _log_per_channel(block, self.log_forward)
+        log_f_chan = log_per_channel(block, self.log_forward)
         log_b = self.log_backward[block.dst.nodes]
         with np.errstate(divide="ignore"):
             log_mass = log_f_chan[block.channel_index()] + np.log(weights) + log_b[:, None] - self.log_phi
         return np.exp(log_mass)
 
 
-def _log_per_channel(block: Block, log_values: np.ndarray) -> np.ndarray:
+def log_per_channel(block: Block, log_values: np.ndarray) -> np.ndarray:
     """log of the per-input-channel sum of node values given in log form."""
     logs = log_values[block.in_node]
     top = logs.max() if logs.size and np.isfinite(logs).any() else 0.0

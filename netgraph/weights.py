@@ -11,7 +11,7 @@ pruning or an optimiser step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -40,17 +40,22 @@ def reuse_weights() -> Iterator[None]:
         _MEMO.reset(token)
 
 
+def _memoised(key: tuple, owner: object, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``compute()``, once per ``key`` inside :func:`reuse_weights` (``owner`` is kept
+    alive with the value so its ``id`` in the key cannot be reused meanwhile)."""
+    memo = _MEMO.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = (owner, compute())
+    return memo[key][1]
+
+
 def effective_weight(module: nn.Module, name: str) -> torch.Tensor:
     """The weight the forward pass uses: ``name_orig * name_mask`` under
     ``torch.nn.utils.prune`` (recomputed, since the cached attribute is only
     refreshed by a forward pass), else ``getattr`` (which applies parametrizations)."""
-    memo = _MEMO.get()
-    if memo is not None:
-        key = ("weight", id(module), name)
-        if key not in memo:
-            memo[key] = (module, _effective_weight(module, name))
-        return memo[key][1]
-    return _effective_weight(module, name)
+    return _memoised(("weight", id(module), name), module, lambda: _effective_weight(module, name))
 
 
 def _effective_weight(module: nn.Module, name: str) -> torch.Tensor:
@@ -68,13 +73,7 @@ def aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
     slice norm (the structured one), ``count`` counts nonzero elements and
     ``nonfinite`` counts NaN/Inf elements.
     """
-    memo = _MEMO.get()
-    if memo is not None:
-        key = ("aggregate", id(weight), how)
-        if key not in memo:
-            memo[key] = (weight, _aggregate_slices(weight, how))
-        return memo[key][1]
-    return _aggregate_slices(weight, how)
+    return _memoised(("aggregate", id(weight), how), weight, lambda: _aggregate_slices(weight, how))
 
 
 def _aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
