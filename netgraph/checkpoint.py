@@ -28,6 +28,9 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 OPTIONAL_KEYS = ("num_batches_tracked",)
 
 
+_IMPORT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST"})
+
+
 def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, torch.Tensor] | nn.Module:
     """A state dict from ``.pt``/``.pth``/``.safetensors`` (or, with ``unsafe_pickle``,
     a pickled ``nn.Module``). Training checkpoints wrapping the weights under
@@ -46,7 +49,7 @@ def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, 
     except pickle.UnpicklingError as error:
         # The weights-only unpickler refuses both code (a global it does not allow)
         # and garbage; a file that parses as a pickle was refused for its content.
-        if "global" in str(error).lower() or _is_plain_pickle(path):
+        if "global" in str(error).lower() or _pickle_imports_code(path):
             raise CheckpointError(
                 f"{path} contains pickled code, not just weights; pass --unsafe-pickle only if you trust its source"
             ) from None
@@ -59,14 +62,18 @@ def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, 
     return _unwrap(obj, path)
 
 
-def _is_plain_pickle(path: Path) -> bool:
-    """True when ``path`` holds a well-formed (legacy, non-zip) pickle stream; parsed, never executed."""
+def _pickle_imports_code(path: Path) -> bool:
+    """True when ``path`` holds a well-formed legacy pickle that imports a global.
+
+    ``pickletools.dis`` checks the stack and memo without executing anything, so
+    random bytes that happen to start with a pickle opcode are not mistaken for code.
+    """
+    data = path.read_bytes()
     try:
-        for _ in pickletools.genops(io.BytesIO(path.read_bytes())):
-            pass
+        pickletools.dis(data, out=io.StringIO())
     except Exception:  # noqa: BLE001 - anything unparsable is not a pickle
         return False
-    return True
+    return any(op.name in _IMPORT_OPCODES for op, _, _ in pickletools.genops(data))
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -23,6 +25,15 @@ class CliResult:
     @property
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture(autouse=True)
+def seeded_rngs() -> None:
+    """Every test starts from the same random state, so a pass or a failure repeats
+    on any machine instead of depending on the order tests ran in."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 @pytest.fixture

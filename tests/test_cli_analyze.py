@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
+import random
 from pathlib import Path
 
 import pytest
@@ -133,11 +133,11 @@ def test_truncated_file(run_cli, saved_mlp: Path, tmp_path: Path) -> None:
 
 def test_random_bytes(run_cli, tmp_path: Path) -> None:
     path = tmp_path / "random.pt"
-    path.write_bytes(os.urandom(10_000))
+    path.write_bytes(random.Random(0).randbytes(10_000))
     line = assert_one_line_error(run_cli("analyze", "mlp", "--checkpoint", path), "corrupt")
     assert "unsafe-pickle" not in line
     path = tmp_path / "random.safetensors"
-    path.write_bytes(os.urandom(10_000))
+    path.write_bytes(random.Random(0).randbytes(10_000))
     assert_one_line_error(run_cli("analyze", "mlp", "--checkpoint", path), "safetensors")
 
 
