@@ -36,10 +36,8 @@ Protocols (``--protocol``)
         init, iterative methods with ``--rounds`` rounds each. About 20x dearer;
         use ``--levels`` to check a few levels around the critical point.
 
-    Selection is exact and identical to ``netgraph.pruning``'s ``select_mask``
-    (global top-k, ties to the lower flat index), computed with a k-th value
-    threshold instead of a full sort (a full stable sort of VGG-16's 14.7M scores
-    takes ~3 s per round). Scores are ``METHODS[name].score`` from the library;
+    Selection is ``netgraph.pruning``'s ``select_mask`` (global top-k, ties to the
+    lower flat index, a k-th value threshold instead of a full sort). Scores are ``METHODS[name].score`` from the library;
     pruned weights are zeroed in place, which at initialisation is the same as
     masking them (every score reads the effective weight, and pruned weights are
     never revived).
@@ -78,7 +76,7 @@ from _common import (  # noqa: E402
     Timer, fmt, limit_threads, mean_std, new_figure, run_unit, save_figure, style, style_context, write_table,
 )
 from netgraph.models import build_model, default_input_shape  # noqa: E402
-from netgraph.pruning import METHODS, prunable_parameters, total_weights  # noqa: E402
+from netgraph.pruning import METHODS, prunable_parameters, select_mask, total_weights  # noqa: E402
 from netgraph.pruning.schedule import keep_schedule, target_keep  # noqa: E402
 from netgraph.pruning.scores import ScoreContext  # noqa: E402
 from netgraph.report import analyze  # noqa: E402
@@ -155,21 +153,8 @@ def prefix(order: torch.Tensor, keep: int) -> torch.Tensor:
 
 
 def top_k(scores: torch.Tensor, alive: torch.Tensor, keep: int) -> torch.Tensor:
-    """Boolean mask of the ``keep`` best alive scores; equal scores go to the lower
-    flat index. The same set as ``select_mask(..., 'global')``'s stable sort."""
-    candidates = alive.nonzero().squeeze(1)
-    if keep >= candidates.numel():
-        return alive.clone()
-    values = scores[candidates]
-    if torch.isnan(values).any():
-        raise ValueError("pruning scores contain NaN")
-    threshold = torch.kthvalue(values, candidates.numel() - keep + 1).values
-    above = candidates[values > threshold]
-    ties = candidates[values == threshold]
-    kept = torch.cat([above, ties[: keep - above.numel()]])
-    mask = torch.zeros_like(alive)
-    mask[kept] = True
-    return mask
+    """Boolean mask of the ``keep`` best alive scores: ``select_mask``'s global rule."""
+    return select_mask([scores], keep, "global", [alive])[0]
 
 
 # --- levels --------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def connect_scores(graph: ChannelGraph, flows: Flows) -> dict[str, torch.Tensor]
         if len(blocks) == 1 and source.region() == (slice(None),):
             # One block reads the whole tensor: |theta| * share in place on one float64 copy
             # (no zero-filled sum; a float32 * float64 broadcast product is far slower).
-            per_edge = source.to_parameter(torch.from_numpy(_edge_share(blocks[0], flows)))
+            per_edge = source.to_parameter(torch.from_numpy(edge_share(blocks[0], flows)))
             score = source.parameter().detach().to("cpu", torch.float64, copy=True).abs_().mul_(per_edge)
             if not bool(torch.isfinite(score.sum())):  # scores are >= 0: a finite sum means no NaN/Inf
                 score.nan_to_num_(nan=0.0, posinf=0.0)
@@ -196,12 +196,12 @@ def connect_scores(graph: ChannelGraph, flows: Flows) -> dict[str, torch.Tensor]
         score = torch.zeros_like(weight)
         for block in blocks:
             region = block.source.region()
-            score[region] += weight[region] * block.source.to_parameter(torch.from_numpy(_edge_share(block, flows)))
+            score[region] += weight[region] * block.source.to_parameter(torch.from_numpy(edge_share(block, flows)))
         scores[key] = torch.nan_to_num(score, nan=0.0, posinf=0.0)
     return scores
 
 
-def _edge_share(block: Block, flows: Flows) -> np.ndarray:
+def edge_share(block: Block, flows: Flows) -> np.ndarray:
     """``F_u B_v / phi`` of every grouped-form edge of ``block`` (``n_out x in_per_group``),
     broadcast per group rather than gathered through :meth:`Block.channel_index`."""
     log_f = log_per_channel(block, flows.log_forward).reshape(block.groups, 1, block.in_per_group)

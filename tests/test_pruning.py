@@ -29,6 +29,7 @@ from netgraph.pruning import (
     total_weights,
 )
 from netgraph.pruning import scores
+from netgraph.pruning.masks import kth_smallest
 from netgraph.pruning.schedule import keep_schedule
 
 SHAPE = (3, 8, 8)
@@ -85,7 +86,7 @@ def _seed() -> None:
 # --- exact targets ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["random", "magnitude", "magnitude_layerwise", "snip", "grasp", "synflow"])
+@pytest.mark.parametrize("method", ["random", "magnitude", "magnitude_layerwise", "snip", "grasp", "synflow", "connect"])
 @pytest.mark.parametrize("scope", ["global", "layerwise"])
 @pytest.mark.parametrize("iterations", [1, 3])
 def test_every_method_hits_the_sparsity_exactly_and_never_revives(method, scope, iterations):
@@ -193,6 +194,24 @@ def test_selection_never_revives_a_pruned_weight_even_with_the_best_score():
     scores_ = [torch.tensor([9.0, 1.0, 2.0, 3.0])]
     alive = [torch.tensor([False, True, True, True])]
     assert select_mask(scores_, 2, "global", alive)[0].tolist() == [False, False, True, True]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        torch.rand(700_001, dtype=torch.float64) ** 8,
+        torch.randint(0, 4, (700_001,)).double(),  # few distinct values: ties everywhere
+        torch.arange(700_001).double(),
+        torch.arange(700_001).flip(0).float(),
+        (torch.arange(700_001) % 10).float(),  # periodic with the sample's stride
+        torch.zeros(700_001),
+    ],
+)
+def test_kth_smallest_is_exact_at_both_ends_and_in_the_middle(values):
+    n = values.numel()
+    ordered = torch.sort(values).values  # the reference (torch.kthvalue is quadratic on reversed input)
+    for k in (1, 2, n // 100, n // 20, n // 2, n // 2 + 1, n - n // 20, n - 1, n):
+        assert kth_smallest(values, k) == ordered[k - 1], k
 
 
 # --- scores -------------------------------------------------------------------------

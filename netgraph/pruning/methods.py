@@ -3,7 +3,9 @@
 ``METHODS[name].prune(model, params, sparsity=0.9, ...)`` scores the (masked) model,
 keeps the best weights and applies the masks; with ``iterations > 1`` it re-scores
 after every round on a schedule that ends exactly at the target. A new score becomes
-a method with :func:`register_method`.
+a method with :func:`register_method`; a method may bring its own loop
+(:data:`IterateFn`) when it can reach the same masks faster than by re-scoring
+every weight each round.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ from netgraph.pruning.schedule import Schedule, keep_schedule, target_keep
 from netgraph.pruning.scores import Batch, ScoreContext, ScoreFn
 
 
+IterateFn = Callable[[nn.Module, Sequence[Param], Sequence[int], ScoreContext, Scope], list[torch.Tensor]]
+"""``(model, params, keeps, ctx, scope) -> masks``: prune ``params`` to ``keeps[k]``
+weights after round ``k``, with the masks :func:`iterate_scores` would give."""
+
+
 @dataclass(frozen=True)
 class PruningMethod:
     """A registered score and how it is used by default."""
@@ -39,6 +46,7 @@ class PruningMethod:
     data_free: bool
     default_iterations: int = 1
     default_scope: Scope = "global"
+    iterate: IterateFn | None = None
 
     def prune(
         self,
@@ -73,10 +81,19 @@ class PruningMethod:
             input_shape=None if input_shape is None else tuple(input_shape),
             seed=seed,
         )
-        masks: list[torch.Tensor] = []
-        for keep in keeps:
-            masks = _prune_to(params, self.score(model, params, ctx), keep, scope or self.default_scope)
-        return masks
+        if self.iterate is not None:
+            return self.iterate(model, params, keeps, ctx, scope or self.default_scope)
+        return iterate_scores(self.score, model, params, keeps, ctx, scope or self.default_scope)
+
+
+def iterate_scores(
+    score: ScoreFn, model: nn.Module, params: Sequence[Param], keeps: Sequence[int], ctx: ScoreContext, scope: Scope
+) -> list[torch.Tensor]:
+    """The plain loop: score the masked model, keep ``keeps[k]`` weights, repeat."""
+    masks: list[torch.Tensor] = []
+    for keep in keeps:
+        masks = _prune_to(params, score(model, params, ctx), keep, scope)
+    return masks
 
 
 class _Registry(dict[str, PruningMethod]):
@@ -95,14 +112,16 @@ def register_method(
     data_free: bool,
     default_iterations: int = 1,
     default_scope: Scope = "global",
+    iterate: IterateFn | None = None,
 ) -> PruningMethod:
     """Make ``score_fn`` (signature of :data:`~netgraph.pruning.scores.ScoreFn`)
-    available as ``METHODS[name]``."""
+    available as ``METHODS[name]``, pruned by ``iterate`` if given, else by
+    :func:`iterate_scores`."""
     if name in METHODS:
         raise NetgraphError(f"pruning method {name!r} is already registered")
     if default_iterations < 1:
         raise NetgraphError(f"default_iterations must be >= 1, got {default_iterations}")
-    method = PruningMethod(name, score_fn, data_free, default_iterations, default_scope)
+    method = PruningMethod(name, score_fn, data_free, default_iterations, default_scope, iterate)
     METHODS[name] = method
     return method
 
@@ -155,7 +174,7 @@ def _keeps(
     schedule: Schedule,
 ) -> list[int]:
     """Weights to keep after each round, checked before anything is pruned."""
-    alive = sum(int(mask.sum()) for mask in current_masks(params))
+    alive = sum(int(torch.count_nonzero(mask)) for mask in current_masks(params))
     final = target_keep(total_weights(params), compression=compression, sparsity=sparsity)
     if final > alive:
         raise NetgraphError(

@@ -1,0 +1,112 @@
+"""CoNNect as a pruning score: the fast iterated loop, connectivity kept, DepGraph importance."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from netgraph.connectivity import flows
+from netgraph.models import build_model
+from netgraph.pruning import METHODS, ConnectImportance, prunable_parameters, structural_prune
+from netgraph.pruning.connect_score import connect
+from netgraph.pruning.methods import iterate_scores
+from netgraph.pruning.schedule import keep_schedule
+from netgraph.pruning.scores import ScoreContext
+from netgraph.trace import trace
+
+SHAPES = {"lenet300": (1, 28, 28), "resnet20": (3, 32, 32)}
+
+
+def plain_and_fast(model: nn.Module, shape: tuple[int, ...], params_of, keeps: list[int], scope: str):
+    """Masks of the plain re-scoring loop and of the connect method's own loop on two copies
+    (``model`` not yet pruned: a pruned weight is computed, and deepcopy refuses those)."""
+    plain, fast = model, copy.deepcopy(model)
+    for copy_ in (plain, fast):
+        METHODS["random"].prune(copy_, params_of(copy_), sparsity=0.3, seed=1)  # start from a pruned model
+    ctx = ScoreContext(device=torch.device("cpu"), input_shape=shape)
+    plain_masks = iterate_scores(connect, plain, params_of(plain), keeps, ctx, scope)
+    fast_masks = METHODS["connect"].iterate(fast, params_of(fast), keeps, ctx, scope)
+    return (plain, plain_masks), (fast, fast_masks)
+
+
+@pytest.mark.parametrize("name", ["lenet300", "resnet20"])
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_the_fast_loop_gives_exactly_the_masks_of_rescoring_every_round(name: str, scope: str) -> None:
+    model = build_model(name)
+    alive = round(0.7 * sum(getattr(m, n).numel() for m, n in prunable_parameters(model)))
+    keeps = keep_schedule(alive, alive // 300, 12)
+
+    (plain, plain_masks), (fast, fast_masks) = plain_and_fast(model, SHAPES[name], prunable_parameters, keeps, scope)
+
+    assert sum(int(m.sum()) for m in fast_masks) == keeps[-1]
+    assert all(torch.equal(a, b) for a, b in zip(plain_masks, fast_masks))
+    x = torch.randn(4, *SHAPES[name])
+    assert torch.equal(plain.eval()(x), fast.eval()(x))  # weights synced to the masks
+
+
+class AttentionNet(nn.Module):
+    """In-projection read by three blocks (q, k, v), and a layer the forward never uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(6, 8)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 3)
+        self.unused = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        return self.head(self.attn(h, h, h, need_weights=False)[0].mean(1))
+
+
+def attention_params(model: AttentionNet) -> list[tuple[nn.Module, str]]:
+    return [(model.embed, "weight"), (model.attn, "in_proj_weight"), (model.head, "weight"), (model.unused, "weight")]
+
+
+def test_layers_the_fast_loop_cannot_track_take_the_plain_loop() -> None:
+    model = AttentionNet()
+    keeps = keep_schedule(round(0.7 * (48 + 192 + 24 + 64)), 100, 5)
+
+    (_, plain_masks), (fast, fast_masks) = plain_and_fast(model, (5, 6), attention_params, keeps, "global")
+
+    assert all(torch.equal(a, b) for a, b in zip(plain_masks, fast_masks))
+    assert not fast_masks[-1].any()  # the unused layer carries no path: it goes first
+    assert np.isfinite(flows(trace(fast, input_shape=(5, 6))).log_phi)
+
+
+@pytest.mark.parametrize(("name", "keep"), [("lenet300", 3), ("lenet300", 20), ("resnet20", 270)])
+def test_connect_pruning_keeps_the_net_connected_where_magnitude_disconnects_it(name: str, keep: int) -> None:
+    """Down to one weight per layer (LeNet keeps 3 of 266,200): never disconnected."""
+    models = {method: build_model(name) for method in ("connect", "magnitude")}
+    models["magnitude"].load_state_dict(models["connect"].state_dict())
+    for method, model in models.items():
+        params = prunable_parameters(model)
+        total = sum(getattr(m, n).numel() for m, n in params)
+        METHODS[method].prune(model, params, compression=total / keep, input_shape=SHAPES[name])
+    connected = {m: bool(np.isfinite(flows(trace(model, input_shape=SHAPES[name])).log_phi)) for m, model in models.items()}
+    assert connected == {"connect": True, "magnitude": False}
+
+
+def small_cnn() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5),
+    )
+
+
+def test_connect_importance_removes_the_channel_no_path_uses() -> None:
+    model = small_cnn().eval()
+    with torch.no_grad():
+        model[3].weight[:, 2] = 0.0  # channel 2 of the first conv feeds nothing
+    first = model[0].weight.detach().clone()
+
+    structural_prune(model, torch.randn(1, 3, 8, 8), 0.125, ConnectImportance(model, (3, 8, 8)))
+
+    assert model[0].out_channels == 7
+    torch.testing.assert_close(model[0].weight, first[[0, 1, 3, 4, 5, 6, 7]])
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 5)
