@@ -98,16 +98,20 @@ def iterate_connect(
 
 
 class _AliveWeights:
-    """One layer's unpruned weights: flat index, ``|w|`` (float64) and grouped-form edge."""
+    """One layer's unpruned weights: flat index, ``|w|`` (float64) and grouped-form edge.
+
+    Indices are int32 where they fit: compacting them every round is memory-bound."""
 
     def __init__(self, module: nn.Module, name: str, block: Block) -> None:
         self.block = block
         self.mask = getattr(module, f"{name}_mask")
-        self.index = self.mask.detach().reshape(-1).nonzero().squeeze(1).cpu()
+        index_type = torch.int32 if self.mask.numel() < 2**31 else torch.int64
+        index = self.mask.detach().reshape(-1).nonzero().squeeze(1).cpu()
         weight = effective_weight(module, name).detach().reshape(-1)
-        self.magnitude = weight[self.index.to(weight.device)].to("cpu", torch.float64).abs()
+        self.magnitude = weight[index.to(weight.device)].to("cpu", torch.float64).abs()
         edges = torch.arange(block.n_out * block.in_per_group).reshape(block.n_out, block.in_per_group)
-        self.edge = block.source.to_parameter(edges).reshape(-1)[self.index]
+        self.edge = block.source.to_parameter(edges).reshape(-1)[index].to(index_type)
+        self.index = index.to(index_type)
 
     def scores(self, result: Flows) -> torch.Tensor:
         """What :func:`connect` gives these weights (non-finite to 0, as there)."""
@@ -118,7 +122,8 @@ class _AliveWeights:
 
     def keep_only(self, flags: torch.Tensor) -> None:
         """Prune the unflagged weights: zero their mask entries, forget them here."""
-        self.mask.view(-1)[self.index.to(self.mask.device)] = flags.to(self.mask.device, self.mask.dtype)
+        removed = self.index[~flags].to(self.mask.device, torch.int64)
+        self.mask.view(-1).index_fill_(0, removed, 0)
         kept = flags.nonzero().squeeze(1)
         self.index, self.magnitude, self.edge = (t.index_select(0, kept) for t in (self.index, self.magnitude, self.edge))
 

@@ -177,7 +177,8 @@ def select_alive(
     counts = [s.numel() for s in alive_scores]
     if not 0 <= keep <= sum(counts):
         raise NetgraphError(f"cannot keep {keep} weights: {sum(counts)} remain unpruned")
-    if any(bool(torch.isnan(s).any()) for s in alive_scores):
+    # a sum is NaN whenever an element is (one cheap pass); only then look closer (inf - inf)
+    if any(bool(torch.isnan(s.sum())) and bool(torch.isnan(s).any()) for s in alive_scores):
         raise NetgraphError("pruning scores contain NaN")
     if scope == "global":
         return list(_top(torch.cat([s.flatten() for s in alive_scores]), keep).split(counts))
