@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import stat
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from netgraph.atomic import atomic_write, atomic_write_text
 from netgraph.checkpoint import apply_checkpoint, load_checkpoint, save_checkpoint
 from netgraph.errors import CheckpointError
 from netgraph.report import analyze
@@ -149,3 +151,19 @@ def test_save_is_atomic_and_leaves_no_temporary(tmp_path: Path) -> None:
     save_checkpoint(small().state_dict(), tmp_path / "a.pt")
     save_checkpoint(small().state_dict(), tmp_path / "a.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+
+
+def test_an_interrupted_write_keeps_the_old_file_and_a_finished_one_gets_normal_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    atomic_write_text(target, "old")
+
+    def crash(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, crash)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    (tmp_path / "plain.txt").write_text("x")  # what open() gives under this umask
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)

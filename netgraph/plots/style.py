@@ -203,18 +203,11 @@ def _formats(formats: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(formats))
 
 
-def _readable(path: Path) -> Path:
-    """Atomic writes create 0600 files; figures are for sharing: make them world-readable."""
-    os.chmod(path, 0o644)
-    return path
-
-
 def save_mpl(fig, out_dir: Path, name: str, formats: str | Sequence[str] = ("png",)) -> list[Path]:
     paths = []
     for fmt in _formats(formats):
         target = out_dir / f"{name}.{fmt}"
-        paths.append(_readable(atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=DPI,
-                                                                                     facecolor="white"))))
+        paths.append(atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=DPI, facecolor="white")))
     return paths
 
 
@@ -226,7 +219,7 @@ def save_plotly(fig, out_dir: Path, name: str, plotlyjs: bool | str = "directory
     html = fig.to_html(include_plotlyjs=plotlyjs, full_html=True, config={"displaylogo": False, "responsive": True})
     if plotlyjs == "directory":
         ensure_plotlyjs(out_dir)
-    return _readable(atomic_write_text(out_dir / f"{name}.html", html))
+    return atomic_write_text(out_dir / f"{name}.html", html)
 
 
 def ensure_plotlyjs(out_dir: str | os.PathLike) -> Path:
@@ -235,7 +228,7 @@ def ensure_plotlyjs(out_dir: str | os.PathLike) -> Path:
 
     target = Path(out_dir) / "plotly.min.js"
     if not target.exists() or target.stat().st_size == 0:
-        _readable(atomic_write_text(target, get_plotlyjs()))
+        atomic_write_text(target, get_plotlyjs())
     return target
 
 
