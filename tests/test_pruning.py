@@ -481,6 +481,7 @@ def test_bad_targets_are_rejected_before_pruning(target):
         ("grasp", {"data": iter([])}, "no data batches"),
         ("synflow", {}, "input shape"),
         ("magnitude", {"scope": "per-layer"}, "scope"),
+        ("connect", {"scope": "per-layer", "input_shape": (48,)}, "scope"),
         ("magnitude", {"schedule": "cosine", "iterations": 2}, "schedule"),
         ("magnitude", {"iterations": 0}, "iterations"),
     ],
@@ -489,6 +490,7 @@ def test_bad_options_are_user_errors(method, kwargs, message):
     model = small_mlp()
     with pytest.raises(NetgraphError, match=message):
         METHODS[method].prune(model, prunable_parameters(model), sparsity=0.5, **kwargs)
+    assert not prune.is_pruned(model)  # refused before anything was touched
 
 
 def test_pruning_to_a_denser_target_than_the_model_is_an_error():

@@ -34,9 +34,11 @@ __all__ = [
     "Param",
     "Scope",
     "apply_masks",
+    "check_scope",
     "compression",
     "current_masks",
     "effective_weight",
+    "kth_smallest",
     "make_permanent",
     "prunable_parameters",
     "remaining",
@@ -137,6 +139,12 @@ def compression(params: Sequence[Param]) -> float:
     return total_weights(params) / left if left else float("inf")
 
 
+def check_scope(scope: str) -> None:
+    """Refuse a scope other than ``global`` or ``layerwise`` (a user error)."""
+    if scope not in ("global", "layerwise"):
+        raise NetgraphError(f"unknown scope {scope!r}; choose global or layerwise")
+
+
 def select_mask(
     scores: Sequence[torch.Tensor],
     keep: int,
@@ -172,8 +180,7 @@ def select_alive(
     ``sizes[i]`` its full size (which sets its layerwise share); the result flags
     which of them are kept. Work is proportional to the weights still alive, which
     is what keeps late rounds of an iterated method cheap."""
-    if scope not in ("global", "layerwise"):
-        raise NetgraphError(f"unknown scope {scope!r}; choose global or layerwise")
+    check_scope(scope)
     counts = [s.numel() for s in alive_scores]
     if not 0 <= keep <= sum(counts):
         raise NetgraphError(f"cannot keep {keep} weights: {sum(counts)} remain unpruned")

@@ -23,6 +23,7 @@ from netgraph.pruning.masks import (
     Param,
     Scope,
     apply_masks,
+    check_scope,
     current_masks,
     select_mask,
     sync_weights,
@@ -72,6 +73,8 @@ class PruningMethod:
         """
         if data is None and not self.data_free:
             raise NetgraphError(f"{self.name} needs data batches")
+        scope = scope or self.default_scope
+        check_scope(scope)
         rounds = self.default_iterations if iterations is None else iterations
         keeps = _keeps(params, compression, sparsity, rounds, schedule)
         ctx = ScoreContext(
@@ -82,8 +85,8 @@ class PruningMethod:
             seed=seed,
         )
         if self.iterate is not None:
-            return self.iterate(model, params, keeps, ctx, scope or self.default_scope)
-        return iterate_scores(self.score, model, params, keeps, ctx, scope or self.default_scope)
+            return self.iterate(model, params, keeps, ctx, scope)
+        return iterate_scores(self.score, model, params, keeps, ctx, scope)
 
 
 def iterate_scores(
