@@ -227,7 +227,7 @@ class SweepConfig:
     weight_decay: float = 0.0
     lambda_r: float = 1.0
     lambda_1: float = 5e-4
-    iterations: int = 20
+    iterations: int = 100
     imp_rounds: int = 3
     score_batches: int = 2
     data_root: str | None = None

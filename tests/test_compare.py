@@ -94,7 +94,7 @@ def test_tiny_sweep_writes_every_record_table_and_figure(sweep):
             assert 0 <= layer["alive_density"] <= layer["density"] <= 1
     sweep_json = json.loads((out / "sweep.json").read_text())["sweep"]
     assert sweep_json["model"] == "mlp" and sweep_json["methods"] == {"init": METHODS, "post": METHODS}
-    assert sweep_json["budget"]["iterations"] == 20 and sweep_json["regularizers"]["lambda_r"] > 0
+    assert sweep_json["budget"]["iterations"] == 100 and sweep_json["regularizers"]["lambda_r"] > 0
     critical = json.loads((out / "critical.json").read_text())["critical"]
     assert {(c["protocol"], c["method"]) for c in critical} == {(p, m) for p in ("init", "post") for m in METHODS}
     summary = (out / "summary.md").read_text()

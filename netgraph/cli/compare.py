@@ -43,7 +43,7 @@ def compare_command(
     finetune_epochs: Annotated[int, typer.Option(help="Budget: fine-tuning epochs after pruning a trained net (post).")] = 1,
     lambda_r: Annotated[float, typer.Option("--lambda-r", help="CoNNect weight of the dense run magnitude+connect prunes.")] = 1.0,
     lambda_1: Annotated[float, typer.Option("--lambda-1", help="L1 weight of the dense run magnitude+l1 prunes.")] = 5e-4,
-    iterations: Annotated[int, typer.Option(help="Rounds of the iterated scores (SynFlow, CoNNect; the papers use 100).")] = 20,
+    iterations: Annotated[int, typer.Option(help="Rounds of the iterated scores (SynFlow, CoNNect), as in the papers.")] = 100,
     imp_rounds: Annotated[int, typer.Option(help="Rounds of iterative magnitude pruning (rewinding to init).")] = 3,
     score_batches: Annotated[int, typer.Option(help="Training batches SNIP and GraSP score with.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
