@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,27 +16,19 @@ from typing import Any
 import torch
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# The mode ``open(path, "w")`` would give; ``mkstemp`` creates private 0600 files.
-_FILE_MODE = 0o666 & ~_umask()
-
-
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then atomically move ``tmp_path`` to ``path``
-    (with the permissions a plain write would have given it)."""
+    """Call ``write(tmp_path)`` then atomically move ``tmp_path`` to ``path``.
+
+    The file ends with the permissions a plain ``open(path, "w")`` gives: those of
+    the file it replaces, else the umask's (``mkstemp`` would make it private)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         write(tmp)
-        os.chmod(tmp, _FILE_MODE)
+        if target.exists():
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

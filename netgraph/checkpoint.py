@@ -28,7 +28,8 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 OPTIONAL_KEYS = ("num_batches_tracked",)
 
 
-_IMPORT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST"})
+# Opcodes that import a global (the extension registry ones name globals by code).
+_IMPORT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"})
 
 
 def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, torch.Tensor] | nn.Module:
@@ -47,11 +48,17 @@ def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, 
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
     except pickle.UnpicklingError as error:
-        # The weights-only unpickler refuses both code (a global it does not allow)
-        # and garbage; a file that parses as a pickle was refused for its content.
-        if "global" in str(error).lower() or _pickle_imports_code(path):
+        # The weights-only unpickler refuses code (a global it does not allow), objects
+        # it has no rule for, and garbage; the pickle itself tells which (never run).
+        kind = "code" if "global" in str(error).lower() else _legacy_pickle_kind(path)
+        if kind == "code":
             raise CheckpointError(
                 f"{path} contains pickled code, not just weights; pass --unsafe-pickle only if you trust its source"
+            ) from None
+        if kind == "objects":
+            raise CheckpointError(
+                f"{path} holds pickled objects the safe loader refuses ({_refusal(error)}); "
+                "save a state dict of tensors, or pass --unsafe-pickle if you trust its source"
             ) from None
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt pickle)") from None
     except Exception as error:  # noqa: BLE001 - arbitrary bytes fail in arbitrary ways
@@ -62,18 +69,27 @@ def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, 
     return _unwrap(obj, path)
 
 
-def _pickle_imports_code(path: Path) -> bool:
-    """True when ``path`` holds a well-formed legacy pickle that imports a global.
+def _legacy_pickle_kind(path: Path) -> str | None:
+    """``"code"`` when ``path`` holds a well-formed legacy pickle that imports a
+    global, ``"objects"`` when it holds one that does not, None when it is no pickle.
 
     ``pickletools.dis`` checks the stack and memo without executing anything, so
-    random bytes that happen to start with a pickle opcode are not mistaken for code.
+    random bytes that happen to start with a pickle opcode are not mistaken for one.
     """
     data = path.read_bytes()
     try:
         pickletools.dis(data, out=io.StringIO())
     except Exception:  # noqa: BLE001 - anything unparsable is not a pickle
-        return False
-    return any(op.name in _IMPORT_OPCODES for op, _, _ in pickletools.genops(data))
+        return None
+    return "code" if any(op.name in _IMPORT_OPCODES for op, _, _ in pickletools.genops(data)) else "objects"
+
+
+def _refusal(error: Exception) -> str:
+    """The weights-only unpickler's own reason, without its boilerplate."""
+    text = str(error)
+    _, marker, rest = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (rest if marker else text).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import stat
@@ -153,7 +154,7 @@ def test_save_is_atomic_and_leaves_no_temporary(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
 
 
-def test_an_interrupted_write_keeps_the_old_file_and_a_finished_one_gets_normal_permissions(tmp_path: Path) -> None:
+def test_an_interrupted_write_keeps_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "report.json"
     atomic_write_text(target, "old")
 
@@ -165,5 +166,25 @@ def test_an_interrupted_write_keeps_the_old_file_and_a_finished_one_gets_normal_
         atomic_write(target, crash)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
-    (tmp_path / "plain.txt").write_text("x")  # what open() gives under this umask
-    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+
+
+def test_atomic_writes_get_the_permissions_a_plain_write_gives(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "new.txt", "x")
+        private = tmp_path / "private.pt"
+        private.write_text("x")
+        private.chmod(0o600)
+        save_checkpoint(small().state_dict(), private)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644  # as open() under umask 022
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600  # an overwritten file keeps its mode
+
+
+def test_a_pickle_of_objects_without_code_is_refused_for_what_it_holds(tmp_path: Path) -> None:
+    with open(tmp_path / "sets.pt", "wb") as f:
+        pickle.dump({"w": frozenset([1, 2])}, f, protocol=4)
+    message = one_line_error(tmp_path / "sets.pt")
+    assert "pickled objects the safe loader refuses (Unsupported operand" in message
+    assert "--unsafe-pickle" in message and "pickled code" not in message

@@ -190,6 +190,15 @@ def test_ties_are_broken_by_flat_index_the_same_way_every_time(scope):
             assert mask.flatten()[:kept].all() and not mask.flatten()[kept:].any()
 
 
+def test_bfloat16_models_are_pruned_like_float32_ones():
+    model = small_mlp()
+    twin = copy.deepcopy(model).to(torch.bfloat16)
+    masks = [METHODS["magnitude"].prune(m, prunable_parameters(m), sparsity=0.7) for m in (model, twin)]
+    agree = sum(int((a == b).sum()) for a, b in zip(*masks)) / sum(a.numel() for a in masks[0])
+    assert mask_count(prunable_parameters(twin)) == mask_count(prunable_parameters(model))
+    assert agree > 0.97  # rounding to bfloat16 may swap weights of nearly equal magnitude
+
+
 def test_selection_never_revives_a_pruned_weight_even_with_the_best_score():
     scores_ = [torch.tensor([9.0, 1.0, 2.0, 3.0])]
     alive = [torch.tensor([False, True, True, True])]

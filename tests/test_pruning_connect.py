@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from netgraph.connectivity import flows
+from netgraph.errors import NetgraphError
 from netgraph.models import build_model
 from netgraph.pruning import METHODS, ConnectImportance, prunable_parameters, structural_prune
 from netgraph.pruning.connect_score import connect
@@ -110,3 +112,22 @@ def test_connect_importance_removes_the_channel_no_path_uses() -> None:
     assert model[0].out_channels == 7
     torch.testing.assert_close(model[0].weight, first[[0, 1, 3, 4, 5, 6, 7]])
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 5)
+
+
+def test_the_fast_loop_prunes_channels_last_models_like_contiguous_ones() -> None:
+    model = small_cnn()
+    twin = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    masks = [
+        METHODS["connect"].prune(m, prunable_parameters(m), sparsity=0.9, input_shape=(3, 8, 8), iterations=5)
+        for m in (model, twin)
+    ]
+    assert not twin[0].weight_mask.is_contiguous()
+    assert all(torch.equal(a, b) for a, b in zip(*masks))
+
+
+def test_a_bad_scope_is_refused_before_the_fast_loop_touches_the_model() -> None:
+    model = small_cnn()
+    ctx = ScoreContext(device=torch.device("cpu"), input_shape=(3, 8, 8))
+    with pytest.raises(NetgraphError, match="scope"):
+        METHODS["connect"].iterate(model, prunable_parameters(model), [100], ctx, "per-layer")
+    assert not prune.is_pruned(model)

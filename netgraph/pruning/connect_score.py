@@ -24,7 +24,7 @@ from netgraph.connect import connect_scores, edge_share
 from netgraph.connectivity import Flows, flows
 from netgraph.errors import NetgraphError
 from netgraph.graph import Block, ChannelGraph
-from netgraph.pruning.masks import Param, Scope, apply_masks, current_masks, select_alive, sync_weights
+from netgraph.pruning.masks import Param, Scope, apply_masks, check_scope, current_masks, select_alive, sync_weights
 from netgraph.pruning.methods import iterate_scores, register_method
 from netgraph.pruning.scores import ScoreContext
 from netgraph.trace import trace
@@ -76,6 +76,7 @@ def iterate_connect(
     those, and zeroes just the removed entries of the mask: the work of round
     ``k`` shrinks with the weights left (the plain loop's stays at the full model).
     Layers read by several blocks or none take the plain loop."""
+    check_scope(scope)  # before any mask is registered
     if ctx.input_shape is None:
         raise NetgraphError("the connect score needs the model's input shape")
     graph = channel_graph(model, ctx.input_shape)
@@ -123,7 +124,8 @@ class _AliveWeights:
     def keep_only(self, flags: torch.Tensor) -> None:
         """Prune the unflagged weights: zero their mask entries, forget them here."""
         removed = self.index[~flags].to(self.mask.device, torch.int64)
-        self.mask.view(-1).index_fill_(0, removed, 0)
+        # indices are in logical (row-major) order: channels_last masks have no flat view
+        self.mask.index_put_(torch.unravel_index(removed, self.mask.shape), self.mask.new_zeros(()))
         kept = flags.nonzero().squeeze(1)
         self.index, self.magnitude, self.edge = (t.index_select(0, kept) for t in (self.index, self.magnitude, self.edge))
 

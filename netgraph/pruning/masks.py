@@ -157,7 +157,8 @@ def select_mask(
     every layer: layer sizes split ``keep`` by largest remainder (ties to the earlier
     layer), then each layer keeps its top weights. Equal scores go to the lower flat
     index (a stable sort; in ``global``, earlier layers first), so a mask never
-    depends on sort internals. A weight outside ``current_masks`` is never kept.
+    depends on sort internals. A weight outside ``current_masks`` is never kept and
+    its score is ignored; a NaN score of any other weight is an error.
     """
     if len(scores) == 0:
         raise NetgraphError("no scores to select from")
@@ -244,6 +245,8 @@ def _kthvalue(values: torch.Tensor, k: int) -> torch.Tensor:
     ``kthvalue`` is quadratic on reversed input (measured 14 s for 700k values)."""
     if values.device.type != "cpu":
         return torch.kthvalue(values, k).values
+    if values.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds it exactly
+        values = values.float()
     array = values.detach().numpy()
     return torch.as_tensor(np.partition(array, k - 1)[k - 1])
 
