@@ -124,8 +124,10 @@ class _AliveWeights:
     def keep_only(self, flags: torch.Tensor) -> None:
         """Prune the unflagged weights: zero their mask entries, forget them here."""
         removed = self.index[~flags].to(self.mask.device, torch.int64)
-        # indices are in logical (row-major) order: channels_last masks have no flat view
-        self.mask.index_put_(torch.unravel_index(removed, self.mask.shape), self.mask.new_zeros(()))
+        if self.mask.is_contiguous():
+            self.mask.view(-1).index_fill_(0, removed, 0)
+        else:  # channels_last: indices are row-major positions, which have no flat view
+            self.mask.index_put_(torch.unravel_index(removed, self.mask.shape), self.mask.new_zeros(()))
         kept = flags.nonzero().squeeze(1)
         self.index, self.magnitude, self.edge = (t.index_select(0, kept) for t in (self.index, self.magnitude, self.edge))
 
