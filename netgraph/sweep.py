@@ -555,31 +555,19 @@ def run_one(ctx: SweepContext, spec: RunSpec, run_dir: Path, save_model: bool = 
     atomic_write_json(run_dir / PARAMS, run_params(ctx, spec))
     dense = ctx.dense(spec.variant, spec.seed)
     model = ctx.fresh_model(spec.seed)
-    rounds = config.iterations if spec.method in METHODS and METHODS[spec.method].default_iterations > 1 else 1
     if spec.protocol == "init":
-        started = time.perf_counter()
-        _prune_with(ctx, model, spec.method, spec.compression, spec.seed)
-        log(f"pruned the initialised {config.model} with {spec.method} ({rounds} round(s)) to "
-            f"{level_label(spec.compression)}x in {time.perf_counter() - started:.2f}s")
-        before = ctx.accuracy(model)
-        log(f"accuracy before training: {before:.4f}")
-        result = ctx.train(model, config.epochs, spec.seed)
-        _history_lines(log, "train", result)
+        before, result = _prune_and_train(
+            ctx, model, spec, spec.method, f"pruned the initialised {config.model}", config.epochs, "train", log
+        )
     else:
         model.load_state_dict(dense.state)
         log(f"loaded the dense {spec.variant} run of seed {spec.seed} (accuracy {dense.accuracy:.4f})")
-        started = time.perf_counter()
         if spec.method == "imp":
             before, result = _imp(ctx, model, spec, log)
         else:
-            base = spec.method.split("+")[0]
-            _prune_with(ctx, model, base, spec.compression, spec.seed)
-            log(f"pruned with {base} ({rounds} round(s)) to {level_label(spec.compression)}x "
-                f"in {time.perf_counter() - started:.2f}s")
-            before = ctx.accuracy(model)
-            log(f"accuracy before fine-tuning: {before:.4f}")
-            result = ctx.train(model, config.finetune_epochs, spec.seed)
-            _history_lines(log, "fine-tune", result)
+            before, result = _prune_and_train(
+                ctx, model, spec, spec.method.split("+")[0], "pruned", config.finetune_epochs, "fine-tune", log
+            )
     after = result.final_accuracy
     log(f"accuracy after training: {after:.4f}")
     make_permanent(model)  # masks are fixed from here on: measure the structure that was evaluated
@@ -600,6 +588,26 @@ def run_one(ctx: SweepContext, spec: RunSpec, run_dir: Path, save_model: bool = 
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic_write_json(run_dir / METRICS, metrics)
     return metrics
+
+
+_STAGE_NAMES = {"train": "training", "fine-tune": "fine-tuning"}
+
+
+def _prune_and_train(
+    ctx: SweepContext, model: nn.Module, spec: RunSpec, method: str, pruned: str, epochs: int, stage: str, log: RunLog
+):
+    """Prune with ``method``, then train ``epochs`` (``stage``: train or fine-tune),
+    logging both; the accuracy in between and the training result."""
+    rounds = ctx.config.iterations if method in METHODS and METHODS[method].default_iterations > 1 else 1
+    started = time.perf_counter()
+    _prune_with(ctx, model, method, spec.compression, spec.seed)
+    log(f"{pruned} with {method} ({rounds} round(s)) to {level_label(spec.compression)}x "
+        f"in {time.perf_counter() - started:.2f}s")
+    before = ctx.accuracy(model)
+    log(f"accuracy before {_STAGE_NAMES[stage]}: {before:.4f}")
+    result = ctx.train(model, epochs, spec.seed)
+    _history_lines(log, stage, result)
+    return before, result
 
 
 def _imp(ctx: SweepContext, model: nn.Module, spec: RunSpec, log: RunLog):
