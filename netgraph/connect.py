@@ -187,18 +187,22 @@ def connect_scores(graph: ChannelGraph, flows: Flows) -> dict[str, torch.Tensor]
             # One block reads the whole tensor: |theta| * share in place on one float64 copy
             # (no zero-filled sum; a float32 * float64 broadcast product is far slower).
             per_edge = source.to_parameter(torch.from_numpy(edge_share(blocks[0], flows)))
-            score = source.parameter().detach().to("cpu", torch.float64, copy=True).abs_().mul_(per_edge)
-            if not bool(torch.isfinite(score.sum())):  # scores are >= 0: a finite sum means no NaN/Inf
-                score.nan_to_num_(nan=0.0, posinf=0.0)
-            scores[key] = score
+            magnitude = source.parameter().detach().to("cpu", torch.float64, copy=True).abs_()
+            scores[key] = finite_scores(magnitude.mul_(per_edge))
             continue
         weight = source.parameter().detach().abs().to("cpu", torch.float64)
         score = torch.zeros_like(weight)
         for block in blocks:
             region = block.source.region()
             score[region] += weight[region] * block.source.to_parameter(torch.from_numpy(edge_share(block, flows)))
-        scores[key] = torch.nan_to_num(score, nan=0.0, posinf=0.0)
+        scores[key] = finite_scores(score)
     return scores
+
+
+def finite_scores(score: torch.Tensor) -> torch.Tensor:
+    """``score`` (nonnegative path-mass shares) with NaN and +Inf set to 0, in place.
+    A finite sum means there are none, which one reduction tells."""
+    return score if bool(torch.isfinite(score.sum())) else score.nan_to_num_(nan=0.0, posinf=0.0)
 
 
 def edge_share(block: Block, flows: Flows) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch_pruning as tp
 from torch import nn
 from torch_pruning.pruner import function
 
-from netgraph.connect import connect_scores, edge_share
+from netgraph.connect import connect_scores, edge_share, finite_scores
 from netgraph.connectivity import Flows, flows
 from netgraph.errors import NetgraphError
 from netgraph.graph import Block, ChannelGraph
@@ -118,8 +118,8 @@ class _AliveWeights:
         """What :func:`connect` gives these weights (non-finite to 0, as there)."""
         if not math.isfinite(result.log_phi):
             return torch.zeros_like(self.magnitude)
-        score = self.magnitude * torch.from_numpy(edge_share(self.block, result)).reshape(-1).index_select(0, self.edge)
-        return score if bool(torch.isfinite(score.sum())) else score.nan_to_num_(nan=0.0, posinf=0.0)
+        share = torch.from_numpy(edge_share(self.block, result)).reshape(-1)
+        return finite_scores(self.magnitude * share.index_select(0, self.edge))
 
     def keep_only(self, flags: torch.Tensor) -> None:
         """Prune the unflagged weights: zero their mask entries, forget them here."""
