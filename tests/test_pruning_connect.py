@@ -20,6 +20,8 @@ from netgraph.pruning.schedule import keep_schedule
 from netgraph.pruning.scores import ScoreContext
 from netgraph.trace import trace
 
+from test_pruning_torch_pruning import small_cnn  # the same small CNN as the DepGraph tests
+
 SHAPES = {"lenet300": (1, 28, 28), "resnet20": (3, 32, 32)}
 
 
@@ -91,14 +93,6 @@ def test_connect_pruning_keeps_the_net_connected_where_magnitude_disconnects_it(
         METHODS[method].prune(model, params, compression=total / keep, input_shape=SHAPES[name])
     connected = {m: bool(np.isfinite(flows(trace(model, input_shape=SHAPES[name])).log_phi)) for m, model in models.items()}
     assert connected == {"connect": True, "magnitude": False}
-
-
-def small_cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5),
-    )
 
 
 def test_connect_importance_removes_the_channel_no_path_uses() -> None:
