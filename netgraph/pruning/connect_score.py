@@ -18,13 +18,14 @@ from collections.abc import Sequence
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch.nn.utils import prune
 from torch_pruning.pruner import function
 
 from netgraph.connect import connect_scores, edge_share, finite_scores
 from netgraph.connectivity import Flows, flows
 from netgraph.errors import NetgraphError
 from netgraph.graph import Block, ChannelGraph
-from netgraph.pruning.masks import Param, Scope, apply_masks, check_scope, current_masks, select_alive, sync_weights
+from netgraph.pruning.masks import Param, Scope, check_scope, current_masks, select_alive, sync_weights
 from netgraph.pruning.methods import iterate_scores, register_method
 from netgraph.pruning.scores import ScoreContext
 from netgraph.trace import trace
@@ -85,7 +86,9 @@ def iterate_connect(
     found = [layers.get(f"{names[module]}.{name}", []) for module, name in params]
     if any(len(blocks) != 1 or blocks[0].source.region() != (slice(None),) for blocks in found):
         return iterate_scores(connect, model, params, keeps, ctx, scope)
-    apply_masks(params, current_masks(params))  # every param gets a mask buffer to zero in place
+    for module, name in params:  # every param gets a mask buffer to zero in place
+        if not hasattr(module, f"{name}_mask"):
+            prune.identity(module, name)
     alive = [_AliveWeights(module, name, blocks[0]) for (module, name), blocks in zip(params, found)]
     sizes = [getattr(module, name).numel() for module, name in params]
     for keep in keeps:
