@@ -79,13 +79,13 @@ def aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
 def _aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
     if weight.dim() > 2 and weight[0, 0].numel() == 1:
         weight = weight.reshape(weight.shape[0], weight.shape[1])
-    dims = tuple(range(2, weight.dim()))
     if how == "l1":
         return _sum_slices(weight.abs())
     if how == "l2":
         return _sum_slices(weight.square()).sqrt()
     flags = (weight != 0) if how == "count" else ~torch.isfinite(weight)
     flags = flags.to(torch.int64)
+    dims = tuple(range(2, weight.dim()))
     return flags.sum(dims) if dims else flags
 
 
