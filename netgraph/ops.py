@@ -132,37 +132,30 @@ def _find_handler(call: OpCall) -> Handler | None:
     return FUNCTION_HANDLERS.get(call.node.target)
 
 
-def register_module(*types: type) -> Callable[[Handler], Handler]:
-    """Decorator: handle leaf modules of these types (subclasses included)."""
+def _registrar(table: dict[Any, Handler], keys: tuple[Any, ...]) -> Callable[[Handler], Handler]:
+    """A decorator that files its handler under every key of ``keys`` in ``table``."""
 
     def deco(handler: Handler) -> Handler:
-        for t in types:
-            MODULE_HANDLERS[t] = handler
+        for key in keys:
+            table[key] = handler
         return handler
 
     return deco
+
+
+def register_module(*types: type) -> Callable[[Handler], Handler]:
+    """Decorator: handle leaf modules of these types (subclasses included)."""
+    return _registrar(MODULE_HANDLERS, types)
 
 
 def register_function(*functions: Any) -> Callable[[Handler], Handler]:
     """Decorator: handle ``call_function`` nodes with these targets."""
-
-    def deco(handler: Handler) -> Handler:
-        for f in functions:
-            FUNCTION_HANDLERS[f] = handler
-        return handler
-
-    return deco
+    return _registrar(FUNCTION_HANDLERS, functions)
 
 
 def register_method(*names: str) -> Callable[[Handler], Handler]:
     """Decorator: handle ``call_method`` nodes with these method names."""
-
-    def deco(handler: Handler) -> Handler:
-        for n in names:
-            METHOD_HANDLERS[n] = handler
-        return handler
-
-    return deco
+    return _registrar(METHOD_HANDLERS, names)
 
 
 # ---------------------------------------------------------------- generic families
