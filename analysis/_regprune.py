@@ -4,7 +4,7 @@ magnitude pruning (IMP), fine-tune, and tabulate accuracy and connectivity.
 
 Protocol, per model x regularizer x seed
     1. dense: seed, build the model, train ``dense_epochs`` with
-       ``task + lambda_r * CoNNect + lambda_1 * L1`` (``netgraph.train.train``);
+       ``task + lambda_r * CoNNect + lambda_1 * L1`` (``netgraph.training.engine.train``);
     2. one-shot magnitude: for each compression ``10^x``, prune the trained weights
        W* by global magnitude (``METHODS['magnitude']``), evaluate ("before FT"),
        fine-tune ``finetune_epochs`` with the task loss only (masks fixed), evaluate
@@ -16,7 +16,7 @@ Protocol, per model x regularizer x seed
        evaluated, then fine-tuned with the same budget. This equals separate IMP runs
        with ``2x`` rounds per target 10^x (each round removes the same fraction), so
        one trajectory serves every level.
-    Every pruned state is analysed (``netgraph.report.analyze``): nominal/effective
+    Every pruned state is analysed (``netgraph.connectivity.report.analyze``): nominal/effective
     compression, collapsed and cut layers, disconnected, log phi.
 
 Units of work (resumable): dense training (JSON + state dict), each one-shot level,
@@ -41,13 +41,13 @@ from _common import (
     fmt, mean_std, new_figure, pm, run_unit, save_figure, style_context, unit_path, write_table,
 )
 from netgraph.atomic import atomic_torch_save
-from netgraph.connect import CoNNect
-from netgraph.data import DataSplits, load_dataset, make_loaders
-from netgraph.models import build_model
+from netgraph.connect.regularizer import CoNNect
+from netgraph.training.data import DataSplits, load_dataset, make_loaders
+from netgraph.training.models import build_model
 from netgraph.pruning import METHODS, apply_masks, iterative_magnitude, prunable_parameters
-from netgraph.report import analyze
-from netgraph.train import TrainConfig, evaluate, l1_penalty, seed_everything, train
-from netgraph.trace import trace
+from netgraph.connectivity.report import analyze
+from netgraph.training.engine import TrainConfig, evaluate, l1_penalty, seed_everything, train
+from netgraph.graph.tracer import trace
 
 CPU = torch.device("cpu")
 REG_COLORS = {"none": "#000000", "connect": "#D55E00", "l1": "#009E73"}  # Okabe-Ito: black, vermillion, green

@@ -61,15 +61,15 @@ def _operation(kind: str, model):  # type: ignore[no-untyped-def]
     import torch
 
     if kind == "analyze":
-        from netgraph.report import analyze
-        from netgraph.trace import trace
+        from netgraph.connectivity.report import analyze
+        from netgraph.graph.tracer import trace
 
         def run():  # type: ignore[no-untyped-def]
             return analyze(trace(model, input_shape=INPUT_SHAPE))
 
         return run
 
-    from netgraph.pruning.masks import prunable_parameters
+    from netgraph.parameters import prunable_parameters
     from netgraph.pruning.scores import ScoreContext, synflow
 
     params = prunable_parameters(model)

@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from netgraph.connect import CoNNect
-from netgraph.models import build_model
+from netgraph.connect.regularizer import CoNNect
+from netgraph.training.models import build_model
 from netgraph.pruning import METHODS, prunable_parameters
 
 INPUT_SHAPE = (3, 32, 32)

@@ -14,7 +14,7 @@ Claim reproduced
     For every model, method, seed and compression ``10^x`` (x = 0.5, 0.75, ...,
     up to 6 or the largest level that leaves a weight) the script records the
     collapsed and cut layers, the disconnected flag, nominal and effective
-    compression, dead weights and ``log phi`` (``netgraph.report.analyze``). The
+    compression, dead weights and ``log phi`` (``netgraph.connectivity.report.analyze``). The
     **critical compression exponent** of a run is the largest x at which no layer
     has collapsed and the net is connected. Masks only ever shrink, so this state
     is monotone in x; after the grid pass the interval between the last good and
@@ -75,13 +75,13 @@ import torch  # noqa: E402
 from _common import (  # noqa: E402
     Timer, fmt, limit_threads, mean_std, new_figure, run_unit, save_figure, style, style_context, write_table,
 )
-from netgraph.models import build_model, default_input_shape  # noqa: E402
+from netgraph.training.models import build_model, default_input_shape  # noqa: E402
 from netgraph.pruning import METHODS, prunable_parameters, select_mask, total_weights  # noqa: E402
 from netgraph.pruning.schedule import keep_schedule, target_keep  # noqa: E402
 from netgraph.pruning.scores import ScoreContext  # noqa: E402
-from netgraph.report import analyze  # noqa: E402
-from netgraph.trace import trace  # noqa: E402
-from netgraph.train import seed_everything  # noqa: E402
+from netgraph.connectivity.report import analyze  # noqa: E402
+from netgraph.graph.tracer import trace  # noqa: E402
+from netgraph.training.engine import seed_everything  # noqa: E402
 
 NAME = "critical_compression_init"
 DEFAULT_MODELS = ["vgg16_bn_cifar", "resnet20"]

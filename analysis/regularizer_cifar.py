@@ -15,7 +15,7 @@ Protocol
     accuracy before/after fine-tuning, effective compression, collapse,
     disconnection, log phi; 3 seeds. Defaults: SGD (momentum 0.9, weight decay
     5e-4, cosine), lr 0.1, 160 dense epochs, 30 fine-tuning epochs at lr 0.01,
-    batch 128, random crop + flip (``netgraph.data``'s cifar10).
+    batch 128, random crop + flip (``netgraph.training.data``'s cifar10).
 
     lambda_R = 0.3 and lambda_1 = 5e-6 are *untuned* starting points for CIFAR
     (L1 is a sum over all weights, so lambda_1 scales with the model's size): run

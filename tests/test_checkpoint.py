@@ -14,10 +14,10 @@ from torch import nn
 from torch.nn.utils import prune
 
 from netgraph.atomic import atomic_write, atomic_write_text
-from netgraph.checkpoint import apply_checkpoint, load_checkpoint, save_checkpoint
+from netgraph.training.checkpoint import apply_checkpoint, load_checkpoint, save_checkpoint
 from netgraph.errors import CheckpointError
-from netgraph.report import analyze
-from netgraph.trace import trace
+from netgraph.connectivity.report import analyze
+from netgraph.graph.tracer import trace
 
 
 def small() -> nn.Sequential:

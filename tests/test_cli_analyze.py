@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.nn.utils import prune
 
-from netgraph.checkpoint import save_checkpoint
-from netgraph.models import build_model
+from netgraph.training.checkpoint import save_checkpoint
+from netgraph.training.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

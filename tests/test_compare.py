@@ -12,15 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-import netgraph.compare as compare_module
+import netgraph.experiments.comparison as compare_module
 from netgraph.cli import main
-from netgraph.compare import SweepConfig, SweepInterrupted, compare, critical_compressions, parse_levels
+from netgraph.experiments.comparison import SweepConfig, SweepInterrupted, compare, critical_compressions, parse_levels
 from netgraph.errors import NetgraphError
-from netgraph.models import build_model
+from netgraph.training.models import build_model
 from netgraph.pruning import prunable_parameters, total_weights
-from netgraph.report import analyze
-from netgraph.sweep import RESULT_KEYS, count_flops, score_methods
-from netgraph.trace import trace
+from netgraph.connectivity.report import analyze
+from netgraph.experiments.sweep import RESULT_KEYS, count_flops, score_methods
+from netgraph.graph.tracer import trace
 
 METHODS = ["magnitude", "synflow"]
 LEVELS = [10.0, 100.0]

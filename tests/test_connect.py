@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from netgraph.connect import CoNNect, DisconnectedWarning, connect_scores
-from netgraph.connectivity import flows
-from netgraph.models import build_model
-from netgraph.trace import trace
+from netgraph.connect.regularizer import CoNNect, DisconnectedWarning
+from netgraph.connect.scores import connect_scores
+from netgraph.connectivity.propagate import flows
+from netgraph.training.models import build_model
+from netgraph.graph.tracer import trace
 
 
 def mlp(widths: list[int], seed: int = 0) -> nn.Sequential:
@@ -111,7 +112,7 @@ def test_infinite_exactly_when_disconnected_and_never_nan() -> None:
 
 
 def test_training_step_on_a_disconnected_net_keeps_weights_finite() -> None:
-    from netgraph.train import TrainConfig, train
+    from netgraph.training.engine import TrainConfig, train
 
     net = mlp([4, 8, 3]).float()
     with torch.no_grad():
@@ -185,7 +186,7 @@ def test_dead_weight_gradient_with_skips_is_share_over_layer_mass() -> None:
     normalised = trace(normalised_copy(net), input_shape=(3, 6, 6))
     assert -float(reg().detach()) == pytest.approx(flows(normalised).log_phi, rel=1e-10)
     block = next(b for b in normalised.param_blocks() if b.name == "side")
-    share = flows(normalised).block_share(block)
+    share = float(flows(normalised).centrality()[block.dst.nodes].sum())
     assert 0.0 < share < 1.0
     weight = net.side.weight
     dead_rows = (weight.grad * weight.detach().sign())[5]

@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from netgraph.connectivity import flows, log_phi_from_inputs
-from netgraph.report import alive_weight_masks, analyze
-from netgraph.trace import trace
+from netgraph.connectivity.propagate import flows, log_phi_from_inputs
+from netgraph.connectivity.report import alive_weight_masks, analyze
+from netgraph.graph.tracer import trace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -309,7 +309,7 @@ def test_thousand_layer_chain_has_exact_finite_log_phi(c: float) -> None:
     assert result.log_phi == pytest.approx(expected, rel=1e-12)
     assert log_phi_from_inputs(result) == pytest.approx(expected, rel=1e-12)
     # Every layer carries all the path mass of a chain.
-    shares = [result.block_share(b) for b in result.graph.blocks]
+    shares = [float(result.centrality()[b.dst.nodes].sum()) for b in result.graph.blocks]
     assert shares == pytest.approx([1.0] * depth, rel=1e-9)
 
 

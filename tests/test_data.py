@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DistributedSampler
 
-from netgraph.data import DATASETS, DataSplits, load_dataset, make_loaders
+from netgraph.training.data import DATASETS, DataSplits, load_dataset, make_loaders
 from netgraph.errors import NetgraphError
-from netgraph.models import build_model
+from netgraph.training.models import build_model
 
 
 def _tensors(splits: DataSplits) -> tuple[torch.Tensor, ...]:

@@ -1,4 +1,4 @@
-"""Figures (netgraph.plots) and graph export (netgraph.export): files are written,
+"""Figures (netgraph.plots) and graph export (netgraph.connectivity.export): files are written,
 HTML holds a plotly figure, and the surviving-path drawing draws exactly the
 alive edges of the analysis."""
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from netgraph.connectivity import flows
-from netgraph.export import alive_edge_count as export_alive_edge_count
-from netgraph.export import to_networkx, write_graphml
-from netgraph.models import build_model
+from netgraph.connectivity.propagate import flows
+from netgraph.connectivity.export import alive_edge_count as export_alive_edge_count
+from netgraph.connectivity.export import to_networkx, write_graphml
+from netgraph.training.models import build_model
 from netgraph.plots import (
     accuracy_vs_compression,
     alive_edge_count,
@@ -27,8 +27,8 @@ from netgraph.plots import (
     surviving_path_stats,
     surviving_paths,
 )
-from netgraph.report import alive_edges, alive_weight_masks, analyze
-from netgraph.trace import trace
+from netgraph.connectivity.report import alive_edges, alive_weight_masks, analyze
+from netgraph.graph.tracer import trace
 
 # --- models at several sparsity levels ------------------------------------------------
 

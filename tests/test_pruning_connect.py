@@ -10,15 +10,15 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from netgraph.connectivity import flows
+from netgraph.connectivity.propagate import flows
 from netgraph.errors import NetgraphError
-from netgraph.models import build_model
+from netgraph.training.models import build_model
 from netgraph.pruning import METHODS, ConnectImportance, prunable_parameters, structural_prune
-from netgraph.pruning.connect_score import connect
+from netgraph.pruning.path_mass import connect_score as connect
 from netgraph.pruning.methods import iterate_scores
 from netgraph.pruning.schedule import keep_schedule
 from netgraph.pruning.scores import ScoreContext
-from netgraph.trace import trace
+from netgraph.graph.tracer import trace
 
 from test_pruning_torch_pruning import small_cnn  # the same small CNN as the DepGraph tests
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from netgraph.connectivity import flows
-from netgraph.report import SCHEMA_VERSION, alive_weight_masks, analyze
-from netgraph.trace import trace
+from netgraph.connectivity.propagate import flows
+from netgraph.connectivity.report import SCHEMA_VERSION, alive_weight_masks, analyze
+from netgraph.graph.tracer import trace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -176,7 +176,7 @@ def test_edge_path_mass_sums_to_block_share_and_centrality_to_one() -> None:
     graph = trace(model, input_shape=(2, 4, 4))
     result = flows(graph)
     for blk in graph.blocks:
-        assert result.edge_path_mass(blk).sum() == pytest.approx(result.block_share(blk), rel=1e-9)
+        assert result.edge_path_mass(blk).sum() == pytest.approx(result.centrality()[blk.dst.nodes].sum(), rel=1e-9)
     centrality = result.centrality()
     assert centrality[graph.input_nodes].sum() == pytest.approx(1.0)
     assert centrality[graph.output_nodes].sum() == pytest.approx(1.0)

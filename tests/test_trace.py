@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
-from netgraph.connectivity import flows
+from netgraph.connectivity.propagate import flows
 from netgraph.errors import TraceError
-from netgraph.report import alive_weight_masks, analyze
-from netgraph.trace import trace
+from netgraph.connectivity.report import alive_weight_masks, analyze
+from netgraph.graph.tracer import trace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -562,7 +562,7 @@ def test_torchvision_model_traces_and_is_fully_connected(name: str, size: int) -
 def test_every_torchvision_classifier_traces_or_fails_in_one_line() -> None:
     import torchvision
 
-    from netgraph.models import build_model, default_input_shape
+    from netgraph.training.models import build_model, default_input_shape
 
     failures = {}
     for name in torchvision.models.list_models(module=torchvision.models):

@@ -13,7 +13,7 @@ from torch.nn.utils import prune
 from torch.utils.data import DataLoader, TensorDataset
 
 from netgraph.errors import CheckpointError, NetgraphError
-from netgraph.train import TrainConfig, evaluate, l1_penalty, seed_everything, train
+from netgraph.training.engine import TrainConfig, evaluate, l1_penalty, seed_everything, train
 
 DIM, CLASSES = 8, 3
 
@@ -27,7 +27,7 @@ def _blobs(n: int, seed: int) -> TensorDataset:
 
 
 def _loaders(n_train: int = 384, batch_size: int = 32) -> tuple[DataLoader, DataLoader]:
-    # A private shuffle generator, as netgraph.data.make_loaders uses: resume must restore it.
+    # A private shuffle generator, as netgraph.training.data.make_loaders uses: resume must restore it.
     train_loader = DataLoader(_blobs(n_train, 0), batch_size=batch_size, shuffle=True,
                               generator=torch.Generator().manual_seed(0))
     return train_loader, DataLoader(_blobs(192, 1), batch_size=64)
@@ -294,8 +294,8 @@ def test_corrupt_checkpoint_is_a_user_error(tmp_path: Path) -> None:
 
 
 def test_trains_a_registry_model_on_registry_data(tmp_path: Path) -> None:
-    from netgraph.data import load_dataset, make_loaders
-    from netgraph.models import build_model
+    from netgraph.training.data import load_dataset, make_loaders
+    from netgraph.training.models import build_model
 
     splits = load_dataset("synthetic")
     train_loader, test_loader = make_loaders(splits, batch_size=64)

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent('''
     from torch import nn
     from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-    import netgraph.train as T
+    import netgraph.training.engine as T
 
     out = Path(sys.argv[1])
     rank, world_size, device = T.setup_distributed()

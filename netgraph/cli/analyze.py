@@ -12,11 +12,11 @@ from rich.table import Table
 
 from netgraph.atomic import atomic_write_json
 from netgraph.cli.app import app
-from netgraph.connectivity import flows
+from netgraph.connectivity.propagate import flows
 from netgraph.errors import EXIT_DISCONNECTED, EXIT_OK, NetgraphError
-from netgraph.loading import leaf_modules, parse_shape, resolve_model
-from netgraph.report import ConnectivityReport, analyze
-from netgraph.trace import trace
+from netgraph.cli.loading import leaf_modules, parse_shape, resolve_model
+from netgraph.connectivity.report import ConnectivityReport, analyze
+from netgraph.graph.tracer import trace
 
 
 def _names(names: list[str], limit: int = 6) -> str:
@@ -98,7 +98,7 @@ def analyze_command(
         atomic_write_json(json_out, report.to_dict())
         console.print(f"report written to {json_out}")
     if strip_dead is not None:
-        from netgraph.strip import strip_dead_weights
+        from netgraph.connectivity.strip import strip_dead_weights
 
         outcome = strip_dead_weights(graph, result, shape, strip_dead)
         console.print(outcome.summary())

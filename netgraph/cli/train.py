@@ -17,7 +17,7 @@ Method = Annotated[str, typer.Option(help="Pruning method (random, magnitude, ma
 def _regularizer(model, input_shape, lambda_r: float, structured: bool):  # type: ignore[no-untyped-def]
     if lambda_r <= 0:
         return None
-    from netgraph.connect import CoNNect
+    from netgraph.connect.regularizer import CoNNect
 
     return CoNNect(model, input_shape=input_shape, structured=structured, gates=structured)
 
@@ -49,9 +49,9 @@ def train_command(
 
     Runs under ``torchrun`` as distributed data parallel (gloo on CPU, NCCL on GPU).
     """
-    from netgraph.data import load_dataset, make_loaders
-    from netgraph.models import build_model
-    from netgraph.train import TrainConfig, cleanup_distributed, seed_everything, setup_distributed, train
+    from netgraph.training.data import load_dataset, make_loaders
+    from netgraph.training.models import build_model
+    from netgraph.training.engine import TrainConfig, cleanup_distributed, seed_everything, setup_distributed, train
 
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
@@ -95,13 +95,13 @@ def prune_command(
     device: Optional[str] = None,
 ) -> None:
     """Prune a (trained) checkpoint with any method, optionally fine-tune, and report connectivity."""
-    from netgraph.data import load_dataset, make_loaders
+    from netgraph.training.data import load_dataset, make_loaders
     from netgraph.device import pick_device
-    from netgraph.loading import resolve_model
+    from netgraph.cli.loading import resolve_model
     from netgraph.pruning import METHODS, prunable_parameters
-    from netgraph.report import analyze
-    from netgraph.trace import trace
-    from netgraph.train import TrainConfig, seed_everything, train
+    from netgraph.connectivity.report import analyze
+    from netgraph.graph.tracer import trace
+    from netgraph.training.engine import TrainConfig, seed_everything, train
 
     if (compression is None) == (sparsity is None):
         raise NetgraphError("give exactly one of --compression or --sparsity")
@@ -126,7 +126,7 @@ def prune_command(
     if finetune_epochs > 0:
         config = TrainConfig(epochs=finetune_epochs, optimizer="adam", lr=lr, weight_decay=0.0, seed=seed, device=device)
         train(net, train_loader, test_loader, config)
-    from netgraph.checkpoint import save_checkpoint
+    from netgraph.training.checkpoint import save_checkpoint
 
     save_checkpoint(net.state_dict(), out)
     report = analyze(trace(net, input_shape=shape))

@@ -6,7 +6,7 @@ are drawn.
   Edges therefore always run left to right.
 * y: the channels of a group spread evenly over [0, 1] (channel ``i`` of ``n`` at
   ``(i + 0.5) / n``).
-* edges: the nonzero CSR entries of every block (:func:`netgraph.export.block_edges`).
+* edges: the nonzero CSR entries of every block (:func:`netgraph.connectivity.export.block_edges`).
   Every alive edge is drawn when a panel has at most ``max_exact`` of them; above
   that, only the ``top_k`` alive edges of highest path mass per block (the figure
   says so). Dead-but-nonzero edges are drawn faded, subsampled beyond ``max_dead``.
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from netgraph.connectivity import Flows
-from netgraph.export import alive_edge_count, block_edges
-from netgraph.graph import ChannelGraph, layer_key
-from netgraph.report import ConnectivityReport
+from netgraph.connectivity.propagate import Flows
+from netgraph.connectivity.export import alive_edge_count, block_edges
+from netgraph.graph.channels import ChannelGraph, layer_key
+from netgraph.connectivity.report import ConnectivityReport
 
 MAX_EXACT = 3000
 TOP_K = 30
@@ -186,7 +186,7 @@ def _marked_groups(
 ) -> tuple[list[int], list[int]]:
     """Group indices (columns) of the cut and the collapsed layers."""
     if report is None:
-        from netgraph.report import analyze
+        from netgraph.connectivity.report import analyze
 
         report = analyze(graph, result)
     index = {id(g): i for i, g in enumerate(graph.groups)}

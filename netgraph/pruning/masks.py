@@ -22,25 +22,18 @@ from torch import nn
 from torch.nn.utils import prune
 
 from netgraph.errors import NetgraphError
-from netgraph.weights import effective_weight
+from netgraph.parameters import Param, effective_weight
 
-Param = tuple[nn.Module, str]
 Scope = Literal["global", "layerwise"]
 
-# ``_ConvNd`` covers Conv1d/2d/3d and ConvTranspose1d/2d/3d (and their lazy forms).
-_PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
-
 __all__ = [
-    "Param",
     "Scope",
     "apply_masks",
     "check_scope",
     "compression",
     "current_masks",
-    "effective_weight",
     "kth_smallest",
     "make_permanent",
-    "prunable_parameters",
     "remaining",
     "select_alive",
     "select_mask",
@@ -48,19 +41,6 @@ __all__ = [
     "sync_weights",
     "total_weights",
 ]
-
-
-def prunable_parameters(
-    model: nn.Module, include_first: bool = True, include_last: bool = True
-) -> list[Param]:
-    """Every Linear and conv weight in module order (``model.modules()``, which is
-    the definition order, normally the execution order). First and last are taken in
-    that order; excluding them is the usual way to protect the input and output layers."""
-    params = [(module, "weight") for module in model.modules() if isinstance(module, _PRUNABLE)]
-    params = params[(0 if include_first else 1) : len(params) - (0 if include_last else 1)]
-    if not params:
-        raise NetgraphError("the model has no Linear or conv weights left to prune")
-    return params
 
 
 def current_masks(params: Sequence[Param]) -> list[torch.Tensor]:

@@ -2,8 +2,8 @@
 
 ``METHODS[name].prune(model, params, sparsity=0.9, ...)`` scores the (masked) model,
 keeps the best weights and applies the masks; with ``iterations > 1`` it re-scores
-after every round on a schedule that ends exactly at the target. A new score becomes
-a method with :func:`register_method`; a method may bring its own loop
+after every round on a schedule that ends exactly at the target. The registry of named
+methods is :mod:`netgraph.pruning.registry`; a method may bring its own loop
 (:data:`IterateFn`) when it can reach the same masks faster than by re-scoring
 every weight each round.
 """
@@ -97,44 +97,6 @@ def iterate_scores(
     for keep in keeps:
         masks = _prune_to(params, score(model, params, ctx), keep, scope)
     return masks
-
-
-class _Registry(dict[str, PruningMethod]):
-    """``METHODS[name]``; an unknown name is a user error that lists the valid ones."""
-
-    def __missing__(self, name: str) -> PruningMethod:
-        raise NetgraphError(f"unknown pruning method {name!r}; choose from {', '.join(sorted(self))}")
-
-
-METHODS: dict[str, PruningMethod] = _Registry()
-
-
-def register_method(
-    name: str,
-    score_fn: ScoreFn,
-    data_free: bool,
-    default_iterations: int = 1,
-    default_scope: Scope = "global",
-    iterate: IterateFn | None = None,
-) -> PruningMethod:
-    """Make ``score_fn`` (signature of :data:`~netgraph.pruning.scores.ScoreFn`)
-    available as ``METHODS[name]``, pruned by ``iterate`` if given, else by
-    :func:`iterate_scores`."""
-    if name in METHODS:
-        raise NetgraphError(f"pruning method {name!r} is already registered")
-    if default_iterations < 1:
-        raise NetgraphError(f"default_iterations must be >= 1, got {default_iterations}")
-    method = PruningMethod(name, score_fn, data_free, default_iterations, default_scope, iterate)
-    METHODS[name] = method
-    return method
-
-
-register_method("random", scores.random, data_free=True)
-register_method("magnitude", scores.magnitude, data_free=True)
-register_method("magnitude_layerwise", scores.magnitude, data_free=True, default_scope="layerwise")
-register_method("snip", scores.snip, data_free=False)
-register_method("grasp", scores.grasp, data_free=False)
-register_method("synflow", scores.synflow, data_free=True, default_iterations=100)
 
 
 def iterative_magnitude(

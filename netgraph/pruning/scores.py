@@ -25,7 +25,8 @@ from torch import nn
 from torch.func import functional_call
 
 from netgraph.errors import NetgraphError
-from netgraph.pruning.masks import Param, effective_weight, sync_weights
+from netgraph.parameters import Param, effective_weight
+from netgraph.pruning.masks import sync_weights
 from netgraph.modes import eval_mode
 
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -11,59 +11,15 @@ pruning or an optimiser step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
+from netgraph.parameters import effective_weight, memoised
+
 Aggregation = Literal["l1", "l2", "count", "nonfinite"]
-
-# Inside ``reuse_weights()``: id -> (owner kept alive, value) for effective weights and aggregations.
-_MEMO: ContextVar[dict | None] = ContextVar("netgraph_weight_memo", default=None)
-
-
-@contextmanager
-def reuse_weights() -> Iterator[None]:
-    """Compute each effective weight and each aggregation of it once inside the block.
-
-    For code that reads the same, unchanged weights several times in a row (a
-    scoring round: forward flows, backward flows, per-weight scores). The weights
-    must not change inside the block; cached values are held until it ends."""
-    token = _MEMO.set({})
-    try:
-        yield
-    finally:
-        _MEMO.reset(token)
-
-
-def _memoised(key: tuple, owner: object, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """``compute()``, once per ``key`` inside :func:`reuse_weights` (``owner`` is kept
-    alive with the value so its ``id`` in the key cannot be reused meanwhile)."""
-    memo = _MEMO.get()
-    if memo is None:
-        return compute()
-    if key not in memo:
-        memo[key] = (owner, compute())
-    return memo[key][1]
-
-
-def effective_weight(module: nn.Module, name: str) -> torch.Tensor:
-    """The weight the forward pass uses: ``name_orig * name_mask`` under
-    ``torch.nn.utils.prune`` (recomputed, since the cached attribute is only
-    refreshed by a forward pass), else ``getattr`` (which applies parametrizations)."""
-    return _memoised(("weight", id(module), name), module, lambda: _effective_weight(module, name))
-
-
-def _effective_weight(module: nn.Module, name: str) -> torch.Tensor:
-    orig = getattr(module, f"{name}_orig", None)
-    mask = getattr(module, f"{name}_mask", None)
-    if orig is not None and mask is not None:
-        return orig * mask
-    return getattr(module, name)
 
 
 def aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
@@ -73,7 +29,7 @@ def aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
     slice norm (the structured one), ``count`` counts nonzero elements and
     ``nonfinite`` counts NaN/Inf elements.
     """
-    return _memoised(("aggregate", id(weight), how), weight, lambda: _aggregate_slices(weight, how))
+    return memoised(("aggregate", id(weight), how), weight, lambda: _aggregate_slices(weight, how))
 
 
 def _aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:

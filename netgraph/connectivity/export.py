@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from netgraph.atomic import atomic_write
-from netgraph.connectivity import Flows, flows as compute_flows
-from netgraph.graph import Block, ChannelGraph
-from netgraph.weights import Aggregation
+from netgraph.connectivity.propagate import Flows, flows as compute_flows, path_mass
+from netgraph.graph.channels import Block, ChannelGraph
+from netgraph.graph.weights import Aggregation
 
 
 @dataclass
@@ -54,14 +54,7 @@ def block_edges(block: Block, result: Flows, how: Aggregation = "l1") -> BlockEd
     src = block.src[cols].astype(np.int64)
     alive_nodes = result.alive
     alive = alive_nodes[src] & alive_nodes[dst]
-    if np.isfinite(result.log_phi) and len(weight):
-        finite = np.where(np.isfinite(weight), np.abs(weight), 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_mass = result.log_forward[src] + np.log(finite) + result.log_backward[dst] - result.log_phi
-            mass = np.exp(log_mass)
-        mass = np.where(np.isfinite(mass), mass, 0.0)
-    else:
-        mass = np.zeros(len(weight))
+    mass = path_mass(result.log_forward[src], result.log_backward[dst], result.log_phi, weight)
     order = np.lexsort((src, dst))
     return BlockEdges(block, src[order], dst[order], weight[order], mass[order], alive[order])
 

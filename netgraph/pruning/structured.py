@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from netgraph.errors import NetgraphError
-from netgraph.pruning.masks import prunable_parameters
+from netgraph.parameters import prunable_parameters
 from netgraph.modes import eval_mode
 
 ImportanceFn = Callable[[tp.Group], torch.Tensor]

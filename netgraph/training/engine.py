@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from netgraph.atomic import atomic_torch_save, atomic_write_text
 from netgraph.device import pick_device
-from netgraph.distributed import (
+from netgraph.training.distributed import (
     all_reduce_sum,
     barrier,
     broadcast_buffers,
@@ -53,8 +53,8 @@ from netgraph.distributed import (
     wrap_ddp,
 )
 from netgraph.errors import CheckpointError, NetgraphError
-from netgraph.pruning import prunable_parameters
-from netgraph.weights import effective_weight
+from netgraph.modes import eval_mode
+from netgraph.parameters import effective_weight, prunable_parameters
 
 __all__ = [
     "TrainConfig",
@@ -171,16 +171,14 @@ def l1_penalty(model: nn.Module) -> Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
     """Accuracy and mean cross-entropy over ``loader`` (summed over ranks under DDP)."""
-    was_training = model.training
-    model.eval()
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # correct, loss sum, count
-    for inputs, targets in loader:
-        inputs, targets = inputs.to(device), targets.to(device)
-        logits = model(inputs).float()
-        totals[0] += (logits.argmax(dim=1) == targets).sum()
-        totals[1] += F.cross_entropy(logits, targets, reduction="sum")
-        totals[2] += targets.numel()
-    model.train(was_training)
+    with eval_mode(model):
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device), targets.to(device)
+            logits = model(inputs).float()
+            totals[0] += (logits.argmax(dim=1) == targets).sum()
+            totals[1] += F.cross_entropy(logits, targets, reduction="sum")
+            totals[2] += targets.numel()
     correct, loss, count = all_reduce_sum(totals).tolist()
     if count == 0:
         raise NetgraphError("cannot evaluate: the test loader yields no samples")

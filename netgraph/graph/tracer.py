@@ -1,9 +1,9 @@
-"""Trace a model with ``torch.fx`` into a :class:`~netgraph.graph.ChannelGraph`.
+"""Trace a model with ``torch.fx`` into a :class:`~netgraph.graph.channels.ChannelGraph`.
 
 The fx graph is executed once on an example input (batch of one, eval mode),
 carrying for every tensor both its real value (for shapes) and its index map
-(which channel node each element came from, see :mod:`netgraph.idmaps`). Op
-handlers (:mod:`netgraph.ops`) turn index maps of inputs into index maps of
+(which channel node each element came from, see :mod:`netgraph.graph.idmaps`). Op
+handlers (:mod:`netgraph.graph.ops`) turn index maps of inputs into index maps of
 outputs, creating node groups and blocks on the way.
 """
 
@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from netgraph import ops
+from netgraph.graph import ops
 from netgraph.errors import TraceError
-from netgraph.graph import Block, BlockKind, ChannelGraph, NodeGroup
-from netgraph.idmaps import ID_DTYPE, broadcast_channels, leaves, map_structure
+from netgraph.graph.channels import Block, BlockKind, ChannelGraph, NodeGroup
+from netgraph.graph.idmaps import ID_DTYPE, broadcast_channels, leaves, map_structure
 from netgraph.modes import eval_mode
-from netgraph.weights import WeightSource
+from netgraph.graph.weights import WeightSource
 
 
 @dataclass

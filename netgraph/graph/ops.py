@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from netgraph.errors import TraceError
-from netgraph.idmaps import ID_DTYPE, NO_NODE, broadcast_channels, channel_pairs, channel_vector, leaves
-from netgraph.weights import DenseWeight, DiagonalWeight, EmbeddingWeight, Ones
+from netgraph.graph.idmaps import ID_DTYPE, NO_NODE, broadcast_channels, channel_pairs, channel_vector, leaves
+from netgraph.graph.weights import DenseWeight, DiagonalWeight, EmbeddingWeight, Ones
 
 Handler = Callable[["OpCall"], Any]
 MODULE_HANDLERS: dict[type, Handler] = {}
@@ -101,7 +101,7 @@ class OpCall:
         leaf = f"make its module {where} a leaf" if where else "make the enclosing module a leaf"
         return TraceError(
             f"cannot place {self.describe()} in the channel graph: {why}; register a handler "
-            f"(netgraph.ops.register_module/register_function/register_method) or {leaf} "
+            f"(netgraph.graph.ops.register_module/register_function/register_method) or {leaf} "
             f"(leaf_modules=[...] / --leaf NAME)"
         )
 
@@ -336,7 +336,7 @@ def dense_leaf(call: OpCall) -> Any:
         )
         return broadcast_channels(group.nodes, value.shape, dim)
 
-    from netgraph.idmaps import map_structure
+    from netgraph.graph.idmaps import map_structure
 
     return map_structure(out, call.value)
 

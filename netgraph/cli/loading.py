@@ -7,9 +7,9 @@ from pathlib import Path
 
 from torch import nn
 
-from netgraph.checkpoint import apply_checkpoint, load_checkpoint
+from netgraph.training.checkpoint import apply_checkpoint, load_checkpoint
 from netgraph.errors import NetgraphError
-from netgraph.models import MODELS, build_model, default_input_shape
+from netgraph.training.models import MODELS, build_model, default_input_shape
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:

@@ -44,10 +44,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from netgraph.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
-from netgraph.data import DATASETS, DataSplits, load_dataset, make_loaders
+from netgraph.training.data import DATASETS, DataSplits, load_dataset, make_loaders
 from netgraph.device import pick_device
 from netgraph.errors import NetgraphError
-from netgraph.models import build_model, default_input_shape
+from netgraph.training.models import build_model, default_input_shape
 from netgraph.pruning import (
     METHODS,
     iterative_magnitude,
@@ -56,9 +56,9 @@ from netgraph.pruning import (
     total_weights,
 )
 from netgraph.pruning.schedule import target_keep
-from netgraph.report import ConnectivityReport, analyze
-from netgraph.train import TrainConfig, evaluate, seed_everything, train
-from netgraph.trace import trace
+from netgraph.connectivity.report import ConnectivityReport, analyze
+from netgraph.training.engine import TrainConfig, evaluate, seed_everything, train
+from netgraph.graph.tracer import trace
 
 __all__ = [
     "DEFAULT_EXPONENTS",
@@ -492,7 +492,7 @@ def run_dense(ctx: SweepContext, variant: str, seed: int) -> DenseRun:
     model = ctx.fresh_model(seed)
     regularizer = None
     if lambda_r > 0:
-        from netgraph.connect import CoNNect
+        from netgraph.connect.regularizer import CoNNect
 
         regularizer = CoNNect(model, input_shape=ctx.input_shape)
     log(f"dense {variant} training of {config.model} on {config.dataset}, seed {seed}, "

@@ -23,8 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from netgraph.graph import Block, ChannelGraph
-from netgraph.weights import Aggregation
+from netgraph.graph.channels import Block, ChannelGraph
+from netgraph.graph.weights import Aggregation
 
 
 @dataclass
@@ -49,24 +49,45 @@ class Flows:
 
     def centrality(self) -> np.ndarray:
         """``F_v B_v / phi`` per node: the share of path mass through each node."""
-        if not np.isfinite(self.log_phi):
-            return np.zeros(self.graph.n_nodes)
-        return np.exp(self.log_forward + self.log_backward - self.log_phi)
-
-    def block_share(self, block: Block) -> float:
-        """Share of all path mass crossing ``block`` (1 for every block of a chain)."""
-        return float(self.centrality()[block.dst.nodes].sum())
+        return path_mass(self.log_forward, self.log_backward, self.log_phi)
 
     def edge_path_mass(self, block: Block, how: Aggregation = "l1") -> np.ndarray:
         """``F_u w_uv B_v / phi`` for every grouped-form edge of ``block`` (``n_out x in_per_group``)."""
-        if not np.isfinite(self.log_phi):
-            return np.zeros((block.n_out, block.in_per_group))
-        weights = np.nan_to_num(block.source.grouped(how).detach().double().cpu().numpy(), nan=0.0, posinf=0.0)
-        log_f_chan = log_per_channel(block, self.log_forward)
-        log_b = self.log_backward[block.dst.nodes]
-        with np.errstate(divide="ignore"):
-            log_mass = log_f_chan[block.channel_index()] + np.log(weights) + log_b[:, None] - self.log_phi
-        return np.exp(log_mass)
+        weights = block.source.grouped(how).detach().double().cpu().numpy()
+        log_f, log_b = _grouped_logs(block, self)
+        mass = path_mass(log_f, log_b, self.log_phi, weights.reshape(block.groups, -1, block.in_per_group))
+        return mass.reshape(block.n_out, block.in_per_group)
+
+
+def path_mass(log_forward: np.ndarray, log_backward: np.ndarray, log_phi: float,
+              weight: np.ndarray | None = None) -> np.ndarray:
+    """The one path-mass formula: ``F_u w_uv B_v / phi`` from the log flows at each
+    edge's two ends (arrays that broadcast together), or the edge's share of paths
+    ``F_u B_v / phi`` when ``weight`` is None (a weight's score is then ``|w|`` times
+    it). 0 where undefined: a disconnected net, a NaN/Inf weight."""
+    shape = np.broadcast_shapes(np.shape(log_forward), np.shape(log_backward), np.shape(weight) if weight is not None else ())
+    if not np.isfinite(log_phi):
+        return np.zeros(shape)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_mass = log_forward + log_backward - log_phi
+        if weight is not None:
+            log_mass = log_mass + np.log(np.where(np.isfinite(weight), np.abs(weight), 0.0))
+        mass = np.exp(log_mass)
+    return np.where(np.isfinite(mass), mass, 0.0)
+
+
+def edge_share(block: Block, result: Flows) -> np.ndarray:
+    """``F_u B_v / phi`` of every grouped-form edge of ``block`` (``n_out x in_per_group``),
+    broadcast per group rather than gathered through :meth:`Block.channel_index`."""
+    log_f, log_b = _grouped_logs(block, result)
+    return path_mass(log_f, log_b, result.log_phi).reshape(block.n_out, block.in_per_group)
+
+
+def _grouped_logs(block: Block, result: Flows) -> tuple[np.ndarray, np.ndarray]:
+    """log F per input channel as ``(groups, 1, in_per_group)`` and log B of the
+    block's outputs as ``(groups, out_per_group, 1)``: they broadcast to its edges."""
+    log_f = log_per_channel(block, result.log_forward).reshape(block.groups, 1, block.in_per_group)
+    return log_f, result.log_backward[block.dst.nodes].reshape(block.groups, -1, 1)
 
 
 def log_per_channel(block: Block, log_values: np.ndarray) -> np.ndarray:

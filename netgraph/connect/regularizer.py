@@ -12,7 +12,7 @@ is disconnected.
 Granularities: *unstructured* edge weights sum ``|theta|`` over a kernel slice;
 *structured* ones take the slice's L2 norm and can use norm-layer scales as
 node gates (normalised to mean 1). ``normalize=False`` gives the raw path sum,
-which equals the scipy ``phi`` of :mod:`netgraph.connectivity`.
+which equals the scipy ``phi`` of :mod:`netgraph.connectivity.propagate`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from netgraph.connectivity import Flows, log_per_channel
-from netgraph.graph import Block, ChannelGraph
-from netgraph.trace import trace
-from netgraph.weights import DiagonalWeight
+from netgraph.connectivity.propagate import log_per_channel
+from netgraph.graph.channels import Block, ChannelGraph
+from netgraph.graph.tracer import trace
+from netgraph.graph.weights import DiagonalWeight
 
 
 class DisconnectedWarning(RuntimeWarning):
@@ -171,43 +171,3 @@ class CoNNect(nn.Module):
             warnings.warn("CoNNect: the network is disconnected (phi = 0); R = +inf", DisconnectedWarning, stacklevel=2)
             return torch.tensor(math.inf, device=self._device)
         return -log_phi
-
-
-def connect_scores(graph: ChannelGraph, flows: Flows) -> dict[str, torch.Tensor]:
-    """Data-free CoNNect score of every prunable weight: its share of path mass
-    ``F_u |theta| B_v / phi`` (a kernel slice's elements split their edge's mass
-    by magnitude). Per-layer rescaling cancels in the share, so raw flows give
-    the normalised score. Keyed like :meth:`ChannelGraph.layers`."""
-    scores: dict[str, torch.Tensor] = {}
-    if not math.isfinite(flows.log_phi):
-        return {key: torch.zeros(blocks[0].source.parameter().shape) for key, blocks in graph.layers().items()}
-    for key, blocks in graph.layers().items():
-        source = blocks[0].source
-        if len(blocks) == 1 and source.region() == (slice(None),):
-            # One block reads the whole tensor: |theta| * share in place on one float64 copy
-            # (no zero-filled sum; a float32 * float64 broadcast product is far slower).
-            per_edge = source.to_parameter(torch.from_numpy(edge_share(blocks[0], flows)))
-            magnitude = source.parameter().detach().to("cpu", torch.float64, copy=True).abs_()
-            scores[key] = finite_scores(magnitude.mul_(per_edge))
-            continue
-        weight = source.parameter().detach().abs().to("cpu", torch.float64)
-        score = torch.zeros_like(weight)
-        for block in blocks:
-            region = block.source.region()
-            score[region] += weight[region] * block.source.to_parameter(torch.from_numpy(edge_share(block, flows)))
-        scores[key] = finite_scores(score)
-    return scores
-
-
-def finite_scores(score: torch.Tensor) -> torch.Tensor:
-    """``score`` (nonnegative path-mass shares) with NaN and +Inf set to 0, in place.
-    A finite sum means there are none, which one reduction tells."""
-    return score if bool(torch.isfinite(score.sum())) else score.nan_to_num_(nan=0.0, posinf=0.0)
-
-
-def edge_share(block: Block, flows: Flows) -> np.ndarray:
-    """``F_u B_v / phi`` of every grouped-form edge of ``block`` (``n_out x in_per_group``),
-    broadcast per group rather than gathered through :meth:`Block.channel_index`."""
-    log_f = log_per_channel(block, flows.log_forward).reshape(block.groups, 1, block.in_per_group)
-    log_b = flows.log_backward[block.dst.nodes].reshape(block.groups, -1, 1)
-    return np.exp(log_f + log_b - flows.log_phi).reshape(block.n_out, block.in_per_group)

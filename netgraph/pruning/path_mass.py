@@ -1,59 +1,37 @@
-"""CoNNect as a pruning score: per weight (unstructured) and per channel group (DepGraph).
+"""CoNNect as an unstructured pruning score: each weight's share of path mass.
 
-The weight score is its share of input-output path mass ``F_u |w| B_v / phi``
-(data-free, :func:`netgraph.connect.connect_scores`); iterated on SynFlow's
+The weight score is ``F_u |w| B_v / phi`` (data-free,
+:func:`netgraph.connect.scores.connect_scores`); iterated on SynFlow's
 exponential schedule it never removes the last path through a layer while
 another weight of lower share remains. Iterating needs no per-round pass over
-pruned weights (:func:`iterate_connect`). The channel score is a node's
-centrality ``F_v B_v / phi``, summed over every coupled layer of a
-Torch-Pruning group.
+pruned weights (:func:`iterate_connect`).
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Sequence
 
 import torch
-import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune
-from torch_pruning.pruner import function
 
-from netgraph.connect import connect_scores, edge_share, finite_scores
-from netgraph.connectivity import Flows, flows
+from netgraph.connect.scores import connect_scores, finite_scores
+from netgraph.connectivity.propagate import Flows, edge_share, flows
 from netgraph.errors import NetgraphError
-from netgraph.graph import Block, ChannelGraph
-from netgraph.pruning.masks import Param, Scope, check_scope, current_masks, select_alive, sync_weights
-from netgraph.pruning.methods import iterate_scores, register_method
+from netgraph.graph.cache import cached_trace
+from netgraph.graph.channels import Block
+from netgraph.parameters import Param, effective_weight, reuse_weights
+from netgraph.pruning.masks import Scope, check_scope, current_masks, select_alive, sync_weights
+from netgraph.pruning.methods import iterate_scores
 from netgraph.pruning.scores import ScoreContext
-from netgraph.trace import trace
-from netgraph.weights import effective_weight, reuse_weights
-
-_GRAPHS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, ChannelGraph]] = weakref.WeakKeyDictionary()
 
 
-def channel_graph(model: nn.Module, input_shape: Sequence[int]) -> ChannelGraph:
-    """The model's channel graph, traced once per (model, input shape, parameter shapes).
-
-    Blocks read live weights, so masks changed between rounds need no re-trace;
-    a structural change of the model (new shapes) does."""
-    # Pruning (weight -> weight_orig + mask) is not a structural change: no re-trace.
-    shapes = sorted((name.removesuffix("_orig"), tuple(p.shape)) for name, p in model.named_parameters())
-    key = (tuple(input_shape), tuple(shapes))
-    cached = _GRAPHS.get(model)
-    if cached is None or cached[0] != key:
-        cached = (key, trace(model, input_shape=input_shape))
-        _GRAPHS[model] = cached
-    return cached[1]
-
-
-def connect(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> list[torch.Tensor]:
+def connect_score(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> list[torch.Tensor]:
     """Data-free CoNNect score of every weight in ``params`` (higher = keep)."""
     if ctx.input_shape is None:
         raise NetgraphError("the connect score needs the model's input shape")
-    graph = channel_graph(model, ctx.input_shape)
+    graph = cached_trace(model, ctx.input_shape)
     with torch.no_grad(), reuse_weights():  # flows and scores read each weight once
         scores = connect_scores(graph, flows(graph))
     names = {module: name for name, module in model.named_modules()}
@@ -69,7 +47,7 @@ def connect(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> lis
 def iterate_connect(
     model: nn.Module, params: Sequence[Param], keeps: Sequence[int], ctx: ScoreContext, scope: Scope
 ) -> list[torch.Tensor]:
-    """The masks of re-scoring with :func:`connect` every round, at a fraction of the cost.
+    """The masks of re-scoring with :func:`connect_score` every round, at a fraction of the cost.
 
     A weight's score is ``|w|`` times its edge's share ``F_u B_v / phi``; only the
     channel-level flows change between rounds. So the loop keeps, per layer, the
@@ -80,12 +58,12 @@ def iterate_connect(
     check_scope(scope)  # before any mask is registered
     if ctx.input_shape is None:
         raise NetgraphError("the connect score needs the model's input shape")
-    graph = channel_graph(model, ctx.input_shape)
+    graph = cached_trace(model, ctx.input_shape)
     layers = graph.layers()
     names = {module: name for name, module in model.named_modules()}
     found = [layers.get(f"{names[module]}.{name}", []) for module, name in params]
     if any(len(blocks) != 1 or blocks[0].source.region() != (slice(None),) for blocks in found):
-        return iterate_scores(connect, model, params, keeps, ctx, scope)
+        return iterate_scores(connect_score, model, params, keeps, ctx, scope)
     for module, name in params:  # every param gets a mask buffer to zero in place
         if not hasattr(module, f"{name}_mask"):
             prune.identity(module, name)
@@ -118,7 +96,7 @@ class _AliveWeights:
         self.index = index.to(index_type)
 
     def scores(self, result: Flows) -> torch.Tensor:
-        """What :func:`connect` gives these weights (non-finite to 0, as there)."""
+        """What :func:`connect_score` gives these weights (non-finite to 0, as there)."""
         if not math.isfinite(result.log_phi):
             return torch.zeros_like(self.magnitude)
         share = torch.from_numpy(edge_share(self.block, result)).reshape(-1)
@@ -133,47 +111,3 @@ class _AliveWeights:
             self.mask.index_put_(torch.unravel_index(removed, self.mask.shape), self.mask.new_zeros(()))
         kept = flags.nonzero().squeeze(1)
         self.index, self.magnitude, self.edge = (t.index_select(0, kept) for t in (self.index, self.magnitude, self.edge))
-
-
-register_method("connect", connect, data_free=True, default_iterations=100, iterate=iterate_connect)
-
-_OUT_CHANNELS = {
-    function.prune_conv_out_channels,
-    function.prune_depthwise_conv_out_channels,
-    function.prune_linear_out_channels,
-    function.prune_batchnorm_out_channels,
-    function.prune_groupnorm_out_channels,
-    function.prune_layernorm_out_channels,
-}
-
-
-class ConnectImportance(tp.importance.Importance):
-    """Torch-Pruning importance: the path-mass centrality of a group's channels,
-    summed over its coupled layers, optionally multiplied into another importance
-    (e.g. ``GroupMagnitudeImportance``) so magnitude and connectivity both count."""
-
-    def __init__(self, model: nn.Module, input_shape: Sequence[int], base: tp.importance.Importance | None = None) -> None:
-        self.model = model
-        self.input_shape = tuple(input_shape)
-        self.base = base
-
-    def _flows(self) -> tuple[ChannelGraph, Flows]:
-        graph = channel_graph(self.model, self.input_shape)
-        return graph, flows(graph)
-
-    @torch.no_grad()
-    def __call__(self, group: tp.Group) -> torch.Tensor:
-        graph, result = self._flows()
-        centrality = torch.from_numpy(result.centrality())
-        nodes = {block.source.module: block.dst.nodes for block in graph.blocks if block.source.module is not None}
-        importance = torch.zeros(len(group[0].idxs), dtype=torch.float64)
-        for i, (dep, idxs) in enumerate(group):
-            module = dep.target.module
-            root = group[i].root_idxs
-            if dep.handler not in _OUT_CHANNELS or module not in nodes or any(r is None for r in root):
-                continue
-            values = centrality[torch.as_tensor(nodes[module][list(idxs)])]
-            importance.scatter_add_(0, torch.as_tensor(root), values)
-        if self.base is not None:
-            importance = importance * self.base(group).to(importance)
-        return importance.float()

@@ -3,7 +3,7 @@
 Every non-input group is produced by exactly one :class:`Block`, and blocks are
 stored in creation order, which is a topological order. A block maps its input
 channels to its group's nodes through grouped-form weights (see
-:mod:`netgraph.weights`); its input channels are tied to graph nodes by
+:mod:`netgraph.graph.weights`); its input channels are tied to graph nodes by
 ``(in_chan, in_node)`` pairs, usually one node per channel, several when a
 flatten merged spatial features or a concat mixed token sources.
 """
@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from netgraph.weights import Aggregation, WeightSource
+from netgraph.graph.weights import Aggregation, WeightSource
 
 BlockKind = Literal["param", "diag", "struct"]
 
@@ -127,7 +127,7 @@ class Block:
 
 @dataclass(eq=False)
 class ChannelGraph:
-    """A model seen as a DAG of channels. Built by :func:`netgraph.trace.trace`."""
+    """A model seen as a DAG of channels. Built by :func:`netgraph.graph.tracer.trace`."""
 
     model: nn.Module
     groups: list[NodeGroup]

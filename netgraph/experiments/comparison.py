@@ -1,8 +1,8 @@
 """``netgraph compare``: a resumable sweep of pruning methods x compression levels x seeds.
 
-    from netgraph.compare import SweepConfig, compare
+    from netgraph.experiments.comparison import SweepConfig, compare
     result = compare(SweepConfig(model="lenet300", dataset="mnist5k"), "results")
-    result.rows          # one dict per run, keys netgraph.sweep.RESULT_KEYS
+    result.rows          # one dict per run, keys netgraph.experiments.sweep.RESULT_KEYS
     result.critical      # per protocol and method: largest intact level, first disconnected
 
 Layout of ``OUT`` (ShrinkBench-style, every file written atomically):
@@ -19,7 +19,7 @@ Layout of ``OUT`` (ShrinkBench-style, every file written atomically):
 Running again with the same ``OUT`` resumes: finished runs are read back, not
 recomputed. A different sweep in ``OUT`` is refused (``force=True`` clears it).
 A run that fails is reported at the end (its ``error.txt`` says why) after the
-others finished; re-running retries it. See :mod:`netgraph.sweep` for the protocols.
+others finished; re-running retries it. See :mod:`netgraph.experiments.sweep` for the protocols.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import torch
 
 from netgraph.atomic import atomic_write_json, atomic_write_text
 from netgraph.errors import NetgraphError
-from netgraph.sweep import (
+from netgraph.experiments.sweep import (
     DEFAULT_EXPONENTS,
     METRICS,
     MODEL,
@@ -425,9 +425,9 @@ def _slug(method: str) -> str:
 
 
 def _snapshot(ctx: SweepContext, spec: RunSpec, path: Path) -> tuple:
-    from netgraph.connectivity import flows
-    from netgraph.report import analyze
-    from netgraph.trace import trace
+    from netgraph.connectivity.propagate import flows
+    from netgraph.connectivity.report import analyze
+    from netgraph.graph.tracer import trace
 
     model = ctx.fresh_model(spec.seed)
     model.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from netgraph.connectivity import Flows, flows
-from netgraph.graph import Block, ChannelGraph, layer_key
+from netgraph.connectivity.propagate import Flows, flows
+from netgraph.graph.channels import Block, ChannelGraph, layer_key
 
 SCHEMA_VERSION = 1
 
@@ -195,7 +195,7 @@ def _layer_report(key: str, blocks: list[Block], result: Flows, centrality: np.n
         in_alive=max(int(alive_channels(b, alive_nodes).sum()) for b in blocks),
         out_width=sum(b.n_out for b in blocks),
         out_alive=sum(int(alive_nodes[b.dst.nodes].sum()) for b in blocks),
-        path_share=sum(float(centrality[b.dst.nodes].sum()) for b in blocks),  # Flows.block_share
+        path_share=sum(float(centrality[b.dst.nodes].sum()) for b in blocks),
         constant_units=sum(len(constant_units(b, result)) for b in blocks),
         collapsed=nonzero == 0,
         cut=alive == 0,

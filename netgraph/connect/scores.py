@@ -1,0 +1,47 @@
+"""CoNNect as a data-free score: each weight's share of input-output path mass.
+
+``F_u |theta| B_v / phi`` (DESIGN.md section 3), computed from the scipy flows of
+:mod:`netgraph.connectivity`; pruning iterates it on SynFlow's schedule
+(:mod:`netgraph.pruning.path_mass`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from netgraph.connectivity.propagate import Flows, edge_share
+from netgraph.graph.channels import ChannelGraph
+
+
+def connect_scores(graph: ChannelGraph, flows: Flows) -> dict[str, torch.Tensor]:
+    """Data-free CoNNect score of every prunable weight: its share of path mass
+    ``F_u |theta| B_v / phi`` (a kernel slice's elements split their edge's mass
+    by magnitude). Per-layer rescaling cancels in the share, so raw flows give
+    the normalised score. Keyed like :meth:`ChannelGraph.layers`."""
+    scores: dict[str, torch.Tensor] = {}
+    if not math.isfinite(flows.log_phi):
+        return {key: torch.zeros(blocks[0].source.parameter().shape) for key, blocks in graph.layers().items()}
+    for key, blocks in graph.layers().items():
+        source = blocks[0].source
+        if len(blocks) == 1 and source.region() == (slice(None),):
+            # One block reads the whole tensor: |theta| * share in place on one float64 copy
+            # (no zero-filled sum; a float32 * float64 broadcast product is far slower).
+            per_edge = source.to_parameter(torch.from_numpy(edge_share(blocks[0], flows)))
+            magnitude = source.parameter().detach().to("cpu", torch.float64, copy=True).abs_()
+            scores[key] = finite_scores(magnitude.mul_(per_edge))
+            continue
+        weight = source.parameter().detach().abs().to("cpu", torch.float64)
+        score = torch.zeros_like(weight)
+        for block in blocks:
+            region = block.source.region()
+            score[region] += weight[region] * block.source.to_parameter(torch.from_numpy(edge_share(block, flows)))
+        scores[key] = finite_scores(score)
+    return scores
+
+
+def finite_scores(score: torch.Tensor) -> torch.Tensor:
+    """``score`` (nonnegative path-mass shares) with NaN and +Inf set to 0, in place.
+    A finite sum means there are none, which one reduction tells."""
+    return score if bool(torch.isfinite(score.sum())) else score.nan_to_num_(nan=0.0, posinf=0.0)
