@@ -35,19 +35,38 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import (
+    fmt,
+    mean_std,
+    new_figure,
+    pm,
+    run_unit,
+    save_figure,
+    style_context,
+    unit_path,
+    write_table,
+)
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from _common import (
-    fmt, mean_std, new_figure, pm, run_unit, save_figure, style_context, unit_path, write_table,
-)
 from netgraph.atomic import atomic_torch_save
 from netgraph.connect.regularizer import CoNNect
-from netgraph.training.data import DataSplits, load_dataset, make_loaders
-from netgraph.training.models import build_model
-from netgraph.pruning import METHODS, apply_masks, iterative_magnitude, prunable_parameters
 from netgraph.connectivity.report import analyze
-from netgraph.training.engine import TrainConfig, evaluate, l1_penalty, seed_everything, train
 from netgraph.graph.tracer import trace
+from netgraph.pruning import (
+    METHODS,
+    apply_masks,
+    iterative_magnitude,
+    prunable_parameters,
+)
+from netgraph.training.data import DataSplits, load_dataset, make_loaders
+from netgraph.training.engine import (
+    TrainConfig,
+    evaluate,
+    l1_penalty,
+    seed_everything,
+    train,
+)
+from netgraph.training.models import build_model
 
 CPU = torch.device("cpu")
 REG_COLORS = {"none": "#000000", "connect": "#D55E00", "l1": "#009E73"}  # Okabe-Ito: black, vermillion, green
@@ -379,7 +398,7 @@ def _eff(group: list[dict]) -> str:
 
 def headline(pruned: list[dict], dense: list[dict], model: str = "lenet300", x: float = 2.0) -> str:
     """The issue's "one real result": LeNet-300-100 with/without CoNNect, magnitude-pruned to 100x."""
-    lines = [f"| regularizer | dense acc. % | pruning | acc. before FT % | acc. after FT % | collapsed runs | disconnected runs | eff. compression |",
+    lines = ["| regularizer | dense acc. % | pruning | acc. before FT % | acc. after FT % | collapsed runs | disconnected runs | eff. compression |",
              "|---|---|---|---|---|---|---|---|"]
     for pruning in ("magnitude", "magnitude_layerwise", "imp"):
         for reg in ("none", "connect", "l1"):

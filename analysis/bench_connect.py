@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from netgraph.connect.regularizer import CoNNect
-from netgraph.training.models import build_model
 from netgraph.pruning import METHODS, prunable_parameters
+from netgraph.training.models import build_model
 
 INPUT_SHAPE = (3, 32, 32)
 

@@ -71,17 +71,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-
 from _common import (  # noqa: E402
-    Timer, fmt, limit_threads, mean_std, new_figure, run_unit, save_figure, style, style_context, write_table,
+    Timer,
+    fmt,
+    limit_threads,
+    mean_std,
+    new_figure,
+    run_unit,
+    save_figure,
+    style,
+    style_context,
+    write_table,
 )
-from netgraph.training.models import build_model, default_input_shape  # noqa: E402
+
+from netgraph.connectivity.report import analyze  # noqa: E402
+from netgraph.graph.tracer import trace  # noqa: E402
 from netgraph.pruning import METHODS, prunable_parameters, select_mask, total_weights  # noqa: E402
 from netgraph.pruning.schedule import keep_schedule, target_keep  # noqa: E402
 from netgraph.pruning.scores import ScoreContext  # noqa: E402
-from netgraph.connectivity.report import analyze  # noqa: E402
-from netgraph.graph.tracer import trace  # noqa: E402
 from netgraph.training.engine import seed_everything  # noqa: E402
+from netgraph.training.models import build_model, default_input_shape  # noqa: E402
 
 NAME = "critical_compression_init"
 DEFAULT_MODELS = ["vgg16_bn_cifar", "resnet20"]

@@ -48,9 +48,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Timer, limit_threads  # noqa: E402
-from netgraph.atomic import atomic_write_text  # noqa: E402
 import _regprune as rp  # noqa: E402
+from _common import Timer, limit_threads  # noqa: E402
+
+from netgraph.atomic import atomic_write_text  # noqa: E402
 
 NAME = "regularizer_lenet"
 DEFAULTS = {"models": "lenet300,lenet5", "seeds": 3, "lambda_r": 0.3, "lambda_1": 1e-4, "dense_epochs": 10,

@@ -14,10 +14,14 @@ from torch import nn
 from torch.nn.utils import prune
 
 from netgraph.atomic import atomic_write, atomic_write_text
-from netgraph.training.checkpoint import apply_checkpoint, load_checkpoint, save_checkpoint
-from netgraph.errors import CheckpointError
 from netgraph.connectivity.report import analyze
+from netgraph.errors import CheckpointError
 from netgraph.graph.tracer import trace
+from netgraph.training.checkpoint import (
+    apply_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def small() -> nn.Sequential:

@@ -14,13 +14,19 @@ from torch import nn
 
 import netgraph.experiments.comparison as compare_module
 from netgraph.cli import main
-from netgraph.experiments.comparison import SweepConfig, SweepInterrupted, compare, critical_compressions, parse_levels
-from netgraph.errors import NetgraphError
-from netgraph.training.models import build_model
-from netgraph.pruning import prunable_parameters, total_weights
 from netgraph.connectivity.report import analyze
+from netgraph.errors import NetgraphError
+from netgraph.experiments.comparison import (
+    SweepConfig,
+    SweepInterrupted,
+    compare,
+    critical_compressions,
+    parse_levels,
+)
 from netgraph.experiments.sweep import RESULT_KEYS, count_flops, score_methods
 from netgraph.graph.tracer import trace
+from netgraph.pruning import prunable_parameters, total_weights
+from netgraph.training.models import build_model
 
 METHODS = ["magnitude", "synflow"]
 LEVELS = [10.0, 100.0]

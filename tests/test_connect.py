@@ -12,8 +12,8 @@ from torch import nn
 from netgraph.connect.regularizer import CoNNect, DisconnectedWarning
 from netgraph.connect.scores import connect_scores
 from netgraph.connectivity.propagate import flows
-from netgraph.training.models import build_model
 from netgraph.graph.tracer import trace
+from netgraph.training.models import build_model
 
 
 def mlp(widths: list[int], seed: int = 0) -> nn.Sequential:

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DistributedSampler
 
-from netgraph.training.data import DATASETS, DataSplits, load_dataset, make_loaders
 from netgraph.errors import NetgraphError
+from netgraph.training.data import DATASETS, DataSplits, load_dataset, make_loaders
 from netgraph.training.models import build_model
 
 

@@ -9,9 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from netgraph.training.data import load_dataset, make_loaders
 from netgraph.errors import NetgraphError
-from netgraph.training.models import MODELS, build_model, default_input_shape, model_names
+from netgraph.training.data import load_dataset, make_loaders
+from netgraph.training.models import (
+    MODELS,
+    build_model,
+    default_input_shape,
+    model_names,
+)
 
 
 def _n_params(model: nn.Module) -> int:

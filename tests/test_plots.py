@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from netgraph.connectivity.propagate import flows
 from netgraph.connectivity.export import alive_edge_count as export_alive_edge_count
 from netgraph.connectivity.export import to_networkx, write_graphml
-from netgraph.training.models import build_model
+from netgraph.connectivity.propagate import flows
+from netgraph.connectivity.report import alive_edges, alive_weight_masks, analyze
+from netgraph.graph.tracer import trace
 from netgraph.plots import (
     accuracy_vs_compression,
     alive_edge_count,
@@ -27,8 +28,7 @@ from netgraph.plots import (
     surviving_path_stats,
     surviving_paths,
 )
-from netgraph.connectivity.report import alive_edges, alive_weight_masks, analyze
-from netgraph.graph.tracer import trace
+from netgraph.training.models import build_model
 
 # --- models at several sparsity levels ------------------------------------------------
 

@@ -24,11 +24,11 @@ from netgraph.pruning import (
     prunable_parameters,
     register_method,
     remaining,
+    scores,
     select_mask,
     sparsity,
     total_weights,
 )
-from netgraph.pruning import scores
 from netgraph.pruning.masks import kth_smallest
 from netgraph.pruning.schedule import keep_schedule
 

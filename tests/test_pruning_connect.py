@@ -7,20 +7,26 @@ import copy
 import numpy as np
 import pytest
 import torch
+from test_pruning_torch_pruning import (
+    small_cnn,  # the same small CNN as the DepGraph tests
+)
 from torch import nn
 from torch.nn.utils import prune
 
 from netgraph.connectivity.propagate import flows
 from netgraph.errors import NetgraphError
-from netgraph.training.models import build_model
-from netgraph.pruning import METHODS, ConnectImportance, prunable_parameters, structural_prune
-from netgraph.pruning.path_mass import connect_score as connect
+from netgraph.graph.tracer import trace
+from netgraph.pruning import (
+    METHODS,
+    ConnectImportance,
+    prunable_parameters,
+    structural_prune,
+)
 from netgraph.pruning.methods import iterate_scores
+from netgraph.pruning.path_mass import connect_score as connect
 from netgraph.pruning.schedule import keep_schedule
 from netgraph.pruning.scores import ScoreContext
-from netgraph.graph.tracer import trace
-
-from test_pruning_torch_pruning import small_cnn  # the same small CNN as the DepGraph tests
+from netgraph.training.models import build_model
 
 SHAPES = {"lenet300": (1, 28, 28), "resnet20": (3, 32, 32)}
 

@@ -13,8 +13,8 @@ from torch import nn
 from torch.nn.utils import parametrize, prune
 
 from netgraph.connectivity.propagate import flows
-from netgraph.errors import TraceError
 from netgraph.connectivity.report import alive_weight_masks, analyze
+from netgraph.errors import TraceError
 from netgraph.graph.tracer import trace
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -13,7 +13,13 @@ from torch.nn.utils import prune
 from torch.utils.data import DataLoader, TensorDataset
 
 from netgraph.errors import CheckpointError, NetgraphError
-from netgraph.training.engine import TrainConfig, evaluate, l1_penalty, seed_everything, train
+from netgraph.training.engine import (
+    TrainConfig,
+    evaluate,
+    l1_penalty,
+    seed_everything,
+    train,
+)
 
 DIM, CLASSES = 8, 3
 
@@ -275,9 +281,9 @@ def test_resume_in_a_fresh_directory_starts_from_scratch(tmp_path: Path) -> None
 
 def test_resume_refuses_another_architecture(tmp_path: Path) -> None:
     _run(_mlp(), _config(epochs=1), out_dir=tmp_path)
-    with pytest.raises(CheckpointError, match=r"0\.weight \(32, 8\) vs \(16, 8\)"):
+    with pytest.raises(CheckpointError, match=r"0\.weight \(32, 8\) vs model \(16, 8\)"):
         _run(_mlp(hidden=16), _config(epochs=2), out_dir=tmp_path, resume=True)
-    with pytest.raises(CheckpointError, match="missing: 0.weight_orig, 0.weight_mask; unexpected: 0.weight"):
+    with pytest.raises(CheckpointError, match="missing keys: 0.weight_orig, 0.weight_mask; unexpected keys: 0.weight"):
         _run(_pruned_mlp(), _config(epochs=2), out_dir=tmp_path, resume=True)
 
 

@@ -13,10 +13,10 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
+from netgraph.cli import analyze, compare, plot, train  # noqa: F401,E402  (each module registers its commands)
 from netgraph.cli.app import app
 from netgraph.errors import EXIT_ERROR, NetgraphError
-
-from netgraph.cli import analyze, compare, plot, train  # noqa: F401,E402  (each module registers its commands)
+from netgraph.text import first_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, standalone_mode=False)
     except NetgraphError as error:
-        print(f"error: {_first_line(str(error))}", file=sys.stderr)
+        print(f"error: {first_line(error, '(no message)')}", file=sys.stderr)
         return EXIT_ERROR
     except typer.Exit as stop:
         return int(stop.exit_code)
@@ -33,19 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except TyperException as error:  # usage errors: bad option values, unknown commands
         message = error.format_message() if hasattr(error, "format_message") else str(error)
-        print(f"error: {_first_line(message)} (see --help)", file=sys.stderr)
+        print(f"error: {first_line(message, '(no message)')} (see --help)", file=sys.stderr)
         return EXIT_ERROR
     except Exception as error:  # noqa: BLE001 - the one place unexpected errors are reported
         if os.environ.get("NETGRAPH_DEBUG"):
             raise
-        print(f"error: {type(error).__name__}: {_first_line(str(error))}", file=sys.stderr)
+        print(f"error: {type(error).__name__}: {first_line(error, '(no message)')}", file=sys.stderr)
         return 1
     return int(result) if isinstance(result, int) else 0
-
-
-def _first_line(message: str) -> str:
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "(no message)"
 
 
 def entrypoint() -> None:

@@ -12,17 +12,18 @@ from rich.table import Table
 
 from netgraph.atomic import atomic_write_json
 from netgraph.cli.app import app
-from netgraph.connectivity.propagate import flows
-from netgraph.errors import EXIT_DISCONNECTED, EXIT_OK, NetgraphError
 from netgraph.cli.loading import leaf_modules, parse_shape, resolve_model
+from netgraph.connectivity.propagate import flows
 from netgraph.connectivity.report import ConnectivityReport, analyze
+from netgraph.errors import EXIT_DISCONNECTED, EXIT_OK, NetgraphError
 from netgraph.graph.tracer import trace
+from netgraph.text import bounded_list
 
 
 def _names(names: list[str], limit: int = 6) -> str:
     if not names:
         return "none"
-    return ", ".join(names[:limit]) + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+    return bounded_list(names, limit)
 
 
 def _ratio(value: float) -> str:

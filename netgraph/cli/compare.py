@@ -60,7 +60,12 @@ def compare_command(
     initialisation and after training; write OUT/results.csv|json, critical.json,
     summary.md and figures/. With no options: LeNet-300-100 on mnist5k, every method,
     both protocols."""
-    from netgraph.experiments.comparison import SweepConfig, SweepInterrupted, compare, parse_levels
+    from netgraph.experiments.comparison import (
+        SweepConfig,
+        SweepInterrupted,
+        compare,
+        parse_levels,
+    )
 
     config = SweepConfig(
         model=model, dataset=dataset, methods=_words(methods), protocols=_words(protocols) or [],

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from torch import nn
 
-from netgraph.training.checkpoint import apply_checkpoint, load_checkpoint
 from netgraph.errors import NetgraphError
+from netgraph.text import first_line
+from netgraph.training.checkpoint import apply_checkpoint, load_checkpoint
 from netgraph.training.models import MODELS, build_model, default_input_shape
 
 
@@ -45,8 +46,7 @@ def resolve_model(
         except NetgraphError:
             raise
         except Exception as error:  # a user factory's own failure: one line, not a traceback
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise NetgraphError(f"building model '{name}' failed: {type(error).__name__}: {reason}") from None
+            raise NetgraphError(f"building model '{name}' failed: {type(error).__name__}: {first_line(error)}") from None
         if state is not None:
             apply_checkpoint(model, state)
     if shape is None:

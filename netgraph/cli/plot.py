@@ -38,11 +38,11 @@ def plot_command(
     unsafe_pickle: bool = False,
 ) -> None:
     """Draw CHECKPOINT's surviving input->output paths and per-layer bars (PNG, SVG, HTML)."""
-    from netgraph.connectivity.propagate import flows
     from netgraph.cli.loading import parse_shape, resolve_model
-    from netgraph.plots import plot_model
+    from netgraph.connectivity.propagate import flows
     from netgraph.connectivity.report import analyze
     from netgraph.graph.tracer import trace
+    from netgraph.plots import plot_model
 
     if out.exists() and not out.is_dir():
         raise NetgraphError(f"--out {out} is a file, not a directory")

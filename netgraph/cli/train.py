@@ -50,8 +50,14 @@ def train_command(
     Runs under ``torchrun`` as distributed data parallel (gloo on CPU, NCCL on GPU).
     """
     from netgraph.training.data import load_dataset, make_loaders
+    from netgraph.training.engine import (
+        TrainConfig,
+        cleanup_distributed,
+        seed_everything,
+        setup_distributed,
+        train,
+    )
     from netgraph.training.models import build_model
-    from netgraph.training.engine import TrainConfig, cleanup_distributed, seed_everything, setup_distributed, train
 
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
@@ -95,12 +101,12 @@ def prune_command(
     device: Optional[str] = None,
 ) -> None:
     """Prune a (trained) checkpoint with any method, optionally fine-tune, and report connectivity."""
-    from netgraph.training.data import load_dataset, make_loaders
-    from netgraph.device import pick_device
     from netgraph.cli.loading import resolve_model
-    from netgraph.pruning import METHODS, prunable_parameters
     from netgraph.connectivity.report import analyze
+    from netgraph.device import pick_device
     from netgraph.graph.tracer import trace
+    from netgraph.pruning import METHODS, prunable_parameters
+    from netgraph.training.data import load_dataset, make_loaders
     from netgraph.training.engine import TrainConfig, seed_everything, train
 
     if (compression is None) == (sparsity is None):

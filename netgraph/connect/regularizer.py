@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from netgraph.connectivity.propagate import log_per_channel
 from netgraph.graph.channels import Block, ChannelGraph
 from netgraph.graph.tracer import trace
 from netgraph.graph.weights import DiagonalWeight

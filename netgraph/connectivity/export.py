@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from netgraph.atomic import atomic_write
-from netgraph.connectivity.propagate import Flows, flows as compute_flows, path_mass
+from netgraph.connectivity.propagate import Flows, path_mass
+from netgraph.connectivity.propagate import flows as compute_flows
 from netgraph.graph.channels import Block, ChannelGraph
 from netgraph.graph.weights import Aggregation
 

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from netgraph.training.checkpoint import save_checkpoint
 from netgraph.connectivity.propagate import Flows
+from netgraph.connectivity.report import alive_weight_masks
 from netgraph.errors import NetgraphError
 from netgraph.graph.channels import Block, ChannelGraph
-from netgraph.connectivity.report import alive_weight_masks
 from netgraph.graph.weights import DenseWeight
+from netgraph.training.checkpoint import save_checkpoint
 
 
 @dataclass

@@ -59,6 +59,7 @@ from netgraph.experiments.sweep import (
     plan,
     run_one,
 )
+from netgraph.text import bounded_list, error_line
 
 __all__ = [
     "CompareResult",
@@ -133,9 +134,8 @@ def _prepare_out(out: Path, identity: dict[str, Any], force: bool) -> bool:
             if saved is None:
                 raise NetgraphError(f"{sweep_file} is not a netgraph sweep description: use another --out or --force")
             diff = _differences(saved, _normal(identity))
-            more = f" (+{len(diff) - 2} more)" if len(diff) > 2 else ""
             raise NetgraphError(
-                f"{out} holds a different sweep ({'; '.join(diff[:2])}{more}): use another --out, "
+                f"{out} holds a different sweep ({bounded_list(diff, 2, '; ')}): use another --out, "
                 "or --force to delete its results"
             )
     elif (out / "runs").exists() or (out / "dense").exists():
@@ -257,8 +257,7 @@ def compare(
                 except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
                     if os.environ.get("NETGRAPH_DEBUG"):
                         raise
-                    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                    result.failed[spec.name] = f"{type(error).__name__}: {message}"
+                    result.failed[spec.name] = f"{type(error).__name__}: {error_line(error)}"
                     atomic_write_text(_run_dir(out, spec) / "error.txt", traceback.format_exc())
                 bar.update()
     except KeyboardInterrupt:

@@ -44,10 +44,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from netgraph.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
-from netgraph.training.data import DATASETS, DataSplits, load_dataset, make_loaders
+from netgraph.connectivity.report import ConnectivityReport, analyze
 from netgraph.device import pick_device
 from netgraph.errors import NetgraphError
-from netgraph.training.models import build_model, default_input_shape
+from netgraph.graph.tracer import trace
 from netgraph.pruning import (
     METHODS,
     iterative_magnitude,
@@ -56,9 +56,9 @@ from netgraph.pruning import (
     total_weights,
 )
 from netgraph.pruning.schedule import target_keep
-from netgraph.connectivity.report import ConnectivityReport, analyze
+from netgraph.training.data import DATASETS, DataSplits, load_dataset, make_loaders
 from netgraph.training.engine import TrainConfig, evaluate, seed_everything, train
-from netgraph.graph.tracer import trace
+from netgraph.training.models import build_model, default_input_shape
 
 __all__ = [
     "DEFAULT_EXPONENTS",

@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from netgraph.errors import TraceError
-from netgraph.graph.idmaps import ID_DTYPE, NO_NODE, broadcast_channels, channel_pairs, channel_vector, leaves
+from netgraph.graph.idmaps import (
+    ID_DTYPE,
+    NO_NODE,
+    broadcast_channels,
+    channel_pairs,
+    channel_vector,
+    leaves,
+)
 from netgraph.graph.weights import DenseWeight, DiagonalWeight, EmbeddingWeight, Ones
 
 Handler = Callable[["OpCall"], Any]

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from netgraph.graph import ops
 from netgraph.errors import TraceError
+from netgraph.graph import ops
 from netgraph.graph.channels import Block, BlockKind, ChannelGraph, NodeGroup
 from netgraph.graph.idmaps import ID_DTYPE, broadcast_channels, leaves, map_structure
-from netgraph.modes import eval_mode
 from netgraph.graph.weights import WeightSource
+from netgraph.modes import eval_mode
+from netgraph.text import error_line, first_line
 
 
 @dataclass
@@ -102,9 +103,8 @@ def symbolic_graph(model: nn.Module, leaf_modules: Sequence[type | str] = ()) ->
         graph = tracer.trace(model)
     except Exception as error:
         where = f" inside {tracer.failed_in}" if tracer.failed_in else ""
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TraceError(
-            f"torch.fx cannot trace {type(model).__name__}{where}: {first_line} "
+            f"torch.fx cannot trace {type(model).__name__}{where}: {error_line(error)} "
             f"(register that module as a leaf: trace(..., leaf_modules=[...]) or --leaf NAME)"
         ) from None
     return graph, tracer
@@ -214,7 +214,7 @@ def _interpret(model, graph, inputs, builder, tracer, channel_dim):  # type: ign
                 value = _run(node, module, args, kwargs)
             except Exception as error:
                 shapes = ", ".join(str(tuple(x.shape)) for x in inputs if isinstance(x, torch.Tensor))
-                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                message = error_line(error)
                 raise TraceError(
                     f"running the model on input {shapes} failed at fx node '{node.name}' ({node.target}): "
                     f"{message} (check --input-shape)"
@@ -226,7 +226,7 @@ def _interpret(model, graph, inputs, builder, tracer, channel_dim):  # type: ign
             except TraceError:
                 raise
             except Exception as error:  # a handler met a case it does not cover: still one line
-                message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                message = first_line(error)
                 raise call.fail(f"its handler failed ({type(error).__name__}: {message})") from None
         for used in node.all_input_nodes:
             if last_use.get(used) == i:

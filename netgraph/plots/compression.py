@@ -25,8 +25,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from netgraph.plots.style import (
-    CUT, DENSE, FONT, WIDTH_IN, ZERO_CELL, Written, grid_shape, hex_to_rgba, method_color, method_marker,
-    mpl_style, new_figure, plotly_layout, plotly_symbol, prepare_out_dir, save_mpl, save_plotly, sort_methods,
+    CUT,
+    DENSE,
+    FONT,
+    WIDTH_IN,
+    ZERO_CELL,
+    Written,
+    grid_shape,
+    hex_to_rgba,
+    method_color,
+    method_marker,
+    mpl_style,
+    new_figure,
+    plotly_layout,
+    plotly_symbol,
+    prepare_out_dir,
+    save_mpl,
+    save_plotly,
+    sort_methods,
 )
 
 PROTOCOL_TITLES = {"init": "pruned at initialisation", "post": "pruned after training"}
@@ -378,7 +394,6 @@ def effective_vs_nominal(
     line, with the y = x line (no dead weights). Runs with no alive weight
     (disconnected) sit as triangles on the top axis."""
     from matplotlib.lines import Line2D
-    from matplotlib.transforms import blended_transform_factory
 
     protocols = _protocols(records)
     title = title or "Effective vs nominal compression"
@@ -514,7 +529,6 @@ def log_phi_vs_compression(
     mean ± std over the connected seeds per method, one panel per protocol.
     Disconnected runs (phi = 0) are triangles on the bottom axis."""
     from matplotlib.lines import Line2D
-    from matplotlib.transforms import blended_transform_factory
 
     protocols = _protocols(records)
     title = title or "Path sum vs compression"

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from netgraph.connectivity.propagate import Flows
 from netgraph.connectivity.export import alive_edge_count, block_edges
-from netgraph.graph.channels import ChannelGraph, layer_key
+from netgraph.connectivity.propagate import Flows
 from netgraph.connectivity.report import ConnectivityReport
+from netgraph.graph.channels import ChannelGraph, layer_key
 
 MAX_EXACT = 3000
 TOP_K = 30

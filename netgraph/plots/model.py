@@ -12,14 +12,24 @@ from collections.abc import Sequence
 import numpy as np
 
 from netgraph.connectivity.propagate import Flows
+from netgraph.connectivity.report import ConnectivityReport, LayerReport, analyze
 from netgraph.graph.channels import ChannelGraph
 from netgraph.plots.layout import MAX_DEAD, MAX_EXACT, TOP_K
 from netgraph.plots.paths import surviving_paths
 from netgraph.plots.style import (
-    ALIVE, CUT, FONT, OKABE_ITO, WIDTH_IN, Written, mpl_style, new_figure, plotly_layout, prepare_out_dir, save_mpl,
+    ALIVE,
+    CUT,
+    FONT,
+    OKABE_ITO,
+    WIDTH_IN,
+    Written,
+    mpl_style,
+    new_figure,
+    plotly_layout,
+    prepare_out_dir,
+    save_mpl,
     save_plotly,
 )
-from netgraph.connectivity.report import ConnectivityReport, LayerReport, analyze
 
 PRUNED = "#E4E4E4"
 DEAD_W = OKABE_ITO["orange"]

@@ -16,15 +16,35 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from netgraph.connectivity.propagate import Flows
+from netgraph.connectivity.report import ConnectivityReport, analyze
 from netgraph.graph.channels import ChannelGraph
 from netgraph.plots.layout import (
-    MAX_DEAD, MAX_EXACT, TOP_K, Layout, PanelEdges, layered_layout, mass_scale, select_edges,
+    MAX_DEAD,
+    MAX_EXACT,
+    TOP_K,
+    Layout,
+    PanelEdges,
+    layered_layout,
+    mass_scale,
+    select_edges,
 )
 from netgraph.plots.style import (
-    ALIVE, CUT, DEAD, DEAD_EDGE, FONT, OKABE_ITO, WIDTH_IN, Written, hex_to_rgba, mpl_style, new_figure,
-    plotly_layout, prepare_out_dir, save_mpl, save_plotly,
+    ALIVE,
+    CUT,
+    DEAD,
+    DEAD_EDGE,
+    FONT,
+    OKABE_ITO,
+    WIDTH_IN,
+    Written,
+    hex_to_rgba,
+    mpl_style,
+    new_figure,
+    plotly_layout,
+    prepare_out_dir,
+    save_mpl,
+    save_plotly,
 )
-from netgraph.connectivity.report import ConnectivityReport, analyze
 
 # Alive-edge width/opacity ramp over t = log-scaled path mass in [0, 1].
 _WIDTH = (0.35, 2.6)

@@ -32,7 +32,6 @@ from netgraph.pruning.masks import (
 from netgraph.pruning.schedule import Schedule, keep_schedule, target_keep
 from netgraph.pruning.scores import Batch, ScoreContext, ScoreFn
 
-
 IterateFn = Callable[[nn.Module, Sequence[Param], Sequence[int], ScoreContext, Scope], list[torch.Tensor]]
 """``(model, params, keeps, ctx, scope) -> masks``: prune ``params`` to ``keeps[k]``
 weights after round ``k``, with the masks :func:`iterate_scores` would give."""

@@ -22,7 +22,13 @@ from netgraph.errors import NetgraphError
 from netgraph.graph.cache import cached_trace
 from netgraph.graph.channels import Block
 from netgraph.parameters import Param, effective_weight, reuse_weights
-from netgraph.pruning.masks import Scope, check_scope, current_masks, select_alive, sync_weights
+from netgraph.pruning.masks import (
+    Scope,
+    check_scope,
+    current_masks,
+    select_alive,
+    sync_weights,
+)
 from netgraph.pruning.methods import iterate_scores
 from netgraph.pruning.scores import ScoreContext
 

@@ -25,9 +25,9 @@ from torch import nn
 from torch.func import functional_call
 
 from netgraph.errors import NetgraphError
+from netgraph.modes import eval_mode
 from netgraph.parameters import Param, effective_weight
 from netgraph.pruning.masks import sync_weights
-from netgraph.modes import eval_mode
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

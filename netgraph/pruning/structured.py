@@ -18,8 +18,8 @@ from torch import nn
 from torch.nn.utils import prune
 
 from netgraph.errors import NetgraphError
-from netgraph.parameters import prunable_parameters
 from netgraph.modes import eval_mode
+from netgraph.parameters import prunable_parameters
 
 ImportanceFn = Callable[[tp.Group], torch.Tensor]
 

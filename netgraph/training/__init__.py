@@ -11,6 +11,12 @@ through :mod:`netgraph.parameters` and builds the CoNNect regularizer only when
 it is asked for.
 """
 
-from netgraph.training.engine import TrainConfig, TrainResult, evaluate, seed_everything, train
+from netgraph.training.engine import (
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    seed_everything,
+    train,
+)
 
 __all__ = ["TrainConfig", "TrainResult", "evaluate", "seed_everything", "train"]

@@ -23,6 +23,7 @@ from torch.nn.utils import prune
 
 from netgraph.atomic import atomic_torch_save, atomic_write
 from netgraph.errors import CheckpointError
+from netgraph.text import bounded_list, error_line, first_line
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 OPTIONAL_KEYS = ("num_batches_tracked",)
@@ -62,7 +63,7 @@ def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, 
             ) from None
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt pickle)") from None
     except Exception as error:  # noqa: BLE001 - arbitrary bytes fail in arbitrary ways
-        reason = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else ""
+        reason = first_line(error).split(". ")[0]
         if not any(ch.isalpha() for ch in reason):  # KeyError: 101 and the like
             reason = f"{type(error).__name__} {reason}".strip()
         raise CheckpointError(f"{path} is corrupt or truncated ({reason})") from None
@@ -99,7 +100,7 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = error_line(error)
         raise CheckpointError(f"{path} is not a valid safetensors file ({reason})") from None
 
 
@@ -118,9 +119,23 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor] | nn.Module:
     raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
 
 
-def _describe(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+def check_state_matches(
+    expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], what: str, optional: tuple[str, ...] = ()
+) -> None:
+    """Refuse a state dict whose keys or shapes differ from ``expected``, naming them.
+
+    ``what`` says what does not match (e.g. ``"checkpoint x.pt does not match LeNet300"``);
+    expected keys ending in one of ``optional`` may be absent. Keys are checked before
+    shapes: a state of another architecture is named by its keys."""
+    missing = [k for k in expected if k not in found and not k.endswith(optional)]
+    unexpected = [k for k in found if k not in expected]
+    if missing or unexpected:
+        parts = [f"{label} keys: {bounded_list(keys)}" for label, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+        raise CheckpointError(f"{what}: " + "; ".join(parts))
+    wrong = [f"{k} {tuple(found[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+             if k in found and tuple(found[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise CheckpointError(f"{what}: shapes do not match: {bounded_list(wrong, 4)}")
 
 
 def apply_checkpoint(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
@@ -137,23 +152,7 @@ def apply_checkpoint(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.
                 continue
             if isinstance(getattr(module, param, None), torch.Tensor) and not hasattr(module, f"{param}_orig"):
                 prune.identity(module, param)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state and not k.endswith(OPTIONAL_KEYS)]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {_describe(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {_describe(unexpected)}")
-        raise CheckpointError(f"checkpoint does not match {type(model).__name__}: " + "; ".join(parts))
-    wrong = [
-        f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if wrong:
-        raise CheckpointError(f"checkpoint shapes do not match {type(model).__name__}: {_describe(wrong, 4)}")
+    check_state_matches(model.state_dict(), state, f"checkpoint does not match {type(model).__name__}", OPTIONAL_KEYS)
     model.load_state_dict(state, strict=False)
     return model
 

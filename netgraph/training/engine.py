@@ -44,6 +44,11 @@ from tqdm import tqdm
 
 from netgraph.atomic import atomic_torch_save, atomic_write_text
 from netgraph.device import pick_device
+from netgraph.errors import CheckpointError, NetgraphError
+from netgraph.modes import eval_mode
+from netgraph.parameters import effective_weight, prunable_parameters
+from netgraph.text import bounded_list, error_line
+from netgraph.training.checkpoint import check_state_matches
 from netgraph.training.distributed import (
     all_reduce_sum,
     barrier,
@@ -52,9 +57,6 @@ from netgraph.training.distributed import (
     setup_distributed,
     wrap_ddp,
 )
-from netgraph.errors import CheckpointError, NetgraphError
-from netgraph.modes import eval_mode
-from netgraph.parameters import effective_weight, prunable_parameters
 
 __all__ = [
     "TrainConfig",
@@ -374,30 +376,13 @@ def _save_checkpoint(path: Path, s: _Session, epochs_done: int, history: list[di
     }, path)
 
 
-def _listing(label: str, items: list[str], limit: int = 8) -> str:
-    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-    return f"{label}: {', '.join(items[:limit])}{more}"
-
-
-def _check_model_keys(path: Path, expected: dict[str, Tensor], found: dict[str, Tensor]) -> None:
-    """Refuse a checkpoint of another architecture (or pruning state), naming the keys."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    reshaped = [f"{k} {tuple(found[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-                if k in found and found[k].shape != v.shape]
-    groups = (("missing", missing), ("unexpected", unexpected), ("shape (checkpoint vs model)", reshaped))
-    problems = [_listing(label, items) for label, items in groups if items]
-    if problems:
-        raise CheckpointError(f"checkpoint {path} does not match the model: " + "; ".join(problems))
-
-
 def _check_config(path: Path, now: dict[str, Any], saved: dict[str, Any]) -> None:
     """Refuse to resume under a config that would change what the finished epochs meant."""
     differing = [f"{k}={saved.get(k)!r} (checkpoint) vs {now.get(k)!r}"
                  for k in sorted(now.keys() | saved.keys())
                  if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)]
     if differing:
-        raise CheckpointError(f"cannot resume from {path}: config differs: " + _listing("fields", differing))
+        raise CheckpointError(f"cannot resume from {path}: config differs: fields: {bounded_list(differing)}")
 
 
 def _resume(path: Path, s: _Session, loader: DataLoader) -> tuple[int, list[dict[str, Any]]]:
@@ -408,11 +393,11 @@ def _resume(path: Path, s: _Session, loader: DataLoader) -> tuple[int, list[dict
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(error).splitlines()[0]}") from error
+        raise CheckpointError(f"cannot read checkpoint {path}: {error_line(error)}") from error
     needed = {"model", "optimizer", "scaler", "epoch", "history", "config", "rng"}
     if not isinstance(checkpoint, dict) or not needed <= checkpoint.keys():
         raise CheckpointError(f"{path} is not a netgraph training checkpoint")
-    _check_model_keys(path, s.model.state_dict(), checkpoint["model"])
+    check_state_matches(s.model.state_dict(), checkpoint["model"], f"checkpoint {path} does not match the model")
     _check_config(path, asdict(s.config), checkpoint["config"])
     s.model.load_state_dict(checkpoint["model"])
     s.optimizer.load_state_dict(checkpoint["optimizer"])
