@@ -31,7 +31,7 @@ from netgraph.training.models import build_model
 METHODS = ["magnitude", "synflow"]
 LEVELS = [10.0, 100.0]
 CLI_ARGS = ["compare", "--model", "mlp", "--dataset", "synthetic", "--methods", ",".join(METHODS),
-            "--levels", "1,2", "--epochs", "1", "--no-progress"]
+            "--levels", "10x,100x", "--epochs", "1", "--no-progress"]
 FIGURES = ["accuracy_vs_compression", "effective_vs_nominal", "layer_density_init", "layer_density_post",
            "log_phi_vs_compression", "surviving_paths_init_magnitude", "surviving_paths_init_synflow"]
 
@@ -202,9 +202,10 @@ def test_force_replaces_a_different_sweep(sweep_copy, monkeypatch):
         (["--methods", ""], "method list is empty"),
         (["--methods", ","], "method list is empty"),
         (["--methods", "magnitude,nosuch"], "unknown method 'nosuch': choose from random, magnitude"),
-        (["--levels", "0.5,-1"], "below 0"),
+        (["--levels", "10^0.5,10^-1"], "must be >= 0"),
         (["--levels", "0.5x"], "below 1"),
-        (["--levels", "two"], "cannot read level"),
+        (["--levels", "0.99"], "0.99 is ambiguous: a compression is >= 1; write 99% for a sparsity of 0.99 (100x) or 10^0.99 for 9.772x"),
+        (["--levels", "two"], "cannot read 'two'"),
         (["--model", "nosuch"], "unknown model 'nosuch': choose one of lenet300"),
         (["--dataset", "nosuch"], "unknown dataset 'nosuch': choose one of mnist5k"),
         (["--protocols", "init", "--methods", "imp"], "imp runs only in the post protocol"),
@@ -231,12 +232,12 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
 # --- pieces -------------------------------------------------------------------------------------
 
 
-def test_parse_levels_reads_exponents_compressions_and_ranges():
-    assert parse_levels("0.5,1") == pytest.approx([10**0.5, 10.0])
-    assert parse_levels("30x,2,0") == pytest.approx([1.0, 30.0, 100.0])
-    assert parse_levels("1:2:0.5") == pytest.approx([10.0, 10**1.5, 100.0])
-    assert parse_levels([1, 2.0, "10x"]) == [10.0, 100.0]
-    for bad in ("-0.5", "0.9x", "", "1:2:0"):
+def test_parse_levels_reads_compressions_sparsities_exponents_and_ranges():
+    assert parse_levels("10^0.5,10") == pytest.approx([10**0.5, 10.0])
+    assert parse_levels("30x,99%,1") == pytest.approx([1.0, 30.0, 100.0])
+    assert parse_levels("10^1:10^2:0.5") == pytest.approx([10.0, 10**1.5, 100.0])
+    assert parse_levels([10, 100.0, "10x"]) == [10.0, 100.0]
+    for bad in ("10^-0.5", "0.9x", "0.9", "", "1:2:0", "10^1:10^2:0", "150%"):
         with pytest.raises(NetgraphError):
             parse_levels(bad)
 

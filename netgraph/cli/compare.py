@@ -13,8 +13,8 @@ from netgraph.cli.app import app
 from netgraph.errors import NetgraphError
 
 _LEVELS_HELP = (
-    "Compression levels, comma-separated. Plain numbers are EXPONENTS x (compression 10^x, "
-    "total/remaining weights); a trailing x gives a compression itself (30x); start:stop:step is a range of exponents (e.g. 1:3:0.5)."
+    "Compression levels, comma-separated, in the units of prune: 100 or 100x (total/remaining weights), "
+    "99% (sparsity), 10^2 (decade exponent); 10^0.5:10^3.5:0.5 is a range in decades."
 )
 
 
@@ -37,7 +37,7 @@ def compare_command(
         help="Comma list of methods (default: all). Score methods: random, magnitude, magnitude_layerwise, snip, "
              "grasp, synflow, connect; post-only: magnitude+connect, magnitude+l1, imp.")] = None,
     protocols: Annotated[str, typer.Option(help="init (prune at initialisation) and/or post (prune after training).")] = "init,post",
-    levels: Annotated[str, typer.Option(help=_LEVELS_HELP)] = "0.5,1,1.5,2,2.5,3,3.5",
+    levels: Annotated[str, typer.Option(help=_LEVELS_HELP)] = "10^0.5:10^3.5:0.5",
     seeds: Annotated[str, typer.Option(help="Comma list of seeds (each: initialisation and batch order).")] = "0",
     epochs: Annotated[int, typer.Option(help="Budget: epochs of dense training and of sparse training from init.")] = 3,
     finetune_epochs: Annotated[int, typer.Option(help="Budget: fine-tuning epochs after pruning a trained net (post).")] = 1,

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from netgraph.amounts import parse_levels
 from netgraph.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
 from netgraph.connectivity.report import ConnectivityReport, analyze
 from netgraph.device import pick_device
@@ -133,64 +134,6 @@ def exponent_of(compression: float) -> float:
     return round(math.log10(compression), 6)
 
 
-def parse_levels(text: str | Sequence[float | str]) -> list[float]:
-    """Compression levels from exponents or compressions, returned as compressions.
-
-    A plain number is an exponent ``x`` (compression ``10^x``); a number ending
-    in ``x`` is a compression itself (``3.16x,10x,100x``); ``a:b:s`` is the
-    exponents ``a, a+s, ..., b``. Exponents must be >= 0 and compressions >= 1.
-    """
-    items = text.split(",") if isinstance(text, str) else list(text)
-    levels: list[float] = []
-    for item in items:
-        word = str(item).strip().lower()
-        if not word:
-            continue
-        try:
-            if word.endswith("x"):
-                value = float(word[:-1])
-                if not value >= 1 or not math.isfinite(value):
-                    raise NetgraphError(f"compression level {word} is below 1: a level is total/remaining weights >= 1")
-                levels.append(value)
-            elif ":" in word:
-                parts = [float(p) for p in word.split(":")]
-                if len(parts) != 3 or parts[2] <= 0:
-                    raise NetgraphError(f"level range {word} must be start:stop:step with step > 0")
-                start, stop, step = parts
-                count = int(math.floor((stop - start) / step + 1e-9)) + 1
-                levels += [_from_exponent(start + i * step, word) for i in range(max(count, 0))]
-            else:
-                levels.append(_from_exponent(float(word), word))
-        except ValueError:
-            raise NetgraphError(
-                f"cannot read level '{item}': give exponents (1.5 means 10^1.5), compressions with an x (30x) "
-                "or a range start:stop:step of exponents"
-            ) from None
-    return _check_levels(levels)
-
-
-def _from_exponent(value: float, word: str) -> float:
-    if not value >= 0 or not math.isfinite(value):
-        raise NetgraphError(f"level exponent {word} is below 0: the compression 10^x must be >= 1")
-    return float(10 ** round(value, 9))
-
-
-def _check_levels(levels: Sequence[float]) -> list[float]:
-    if not levels:
-        raise NetgraphError("no compression levels given")
-    out: list[float] = []
-    for level in levels:
-        level = float(level)
-        if not (math.isfinite(level) and level >= 1):
-            raise NetgraphError(f"compression level {level} is below 1: a level is total/remaining weights >= 1")
-        out.append(level)
-    out = sorted(set(out))
-    labels = [level_label(c) for c in out]
-    if len(set(labels)) != len(labels):
-        raise NetgraphError(f"compression levels too close to tell apart: {', '.join(labels)}")
-    return out
-
-
 # --- configuration -----------------------------------------------------------------
 
 
@@ -200,7 +143,7 @@ class SweepConfig:
 
     ``methods`` None means all: every score method in both protocols plus
     ``magnitude+connect``, ``magnitude+l1`` and ``imp`` in ``post``. ``levels``
-    are compressions (``parse_levels`` reads exponents). ``iterations`` is the
+    are compressions (:func:`netgraph.amounts.parse_levels` reads every spelling). ``iterations`` is the
     number of rounds of the iterated scores (SynFlow, CoNNect; the papers use
     100); ``score_batches`` the training batches SNIP and GraSP score with.
     ``device`` and ``data_root`` do not change what a run computes and are not
@@ -258,7 +201,7 @@ class SweepConfig:
                     f"which is not among --protocols {','.join(self.protocols)}"
                 )
         self.methods = sorted(methods, key=valid.index)  # one order: the same sweep whatever the listing
-        self.levels = _check_levels(self.levels)
+        self.levels = parse_levels(self.levels)
         self.seeds = _unique([int(s) for s in self.seeds])
         if not self.seeds:
             raise NetgraphError("no seeds given")
