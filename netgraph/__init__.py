@@ -55,7 +55,26 @@ _EXPORTS = {
     "NetgraphError": "netgraph.errors",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "analyze",
+    "build_model",
+    "ChannelGraph",
+    "compare",
+    "CoNNect",
+    "ConnectivityReport",
+    "flows",
+    "Flows",
+    "METHODS",
+    "NetgraphError",
+    "prune",
+    "strip_dead_weights",
+    "structural_prune",
+    "to_networkx",
+    "trace",
+    "train",
+    "TrainConfig",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # static tools see the names; at run time they load lazily
     from netgraph.connect.regularizer import CoNNect

@@ -145,7 +145,7 @@ def test_pickled_code_is_refused_without_running_it(tmp_path: Path) -> None:
 
 def test_pickled_module_needs_unsafe_pickle(tmp_path: Path) -> None:
     torch.save(small(), tmp_path / "module.pt")
-    assert "--unsafe-pickle" in one_line_error(tmp_path / "module.pt")
+    assert "unsafe_pickle=True" in one_line_error(tmp_path / "module.pt")
     loaded = load_checkpoint(tmp_path / "module.pt", unsafe_pickle=True)
     assert isinstance(loaded, nn.Sequential)
     torch.save({"model": small()}, tmp_path / "wrapped.pt")
@@ -191,4 +191,4 @@ def test_a_pickle_of_objects_without_code_is_refused_for_what_it_holds(tmp_path:
         pickle.dump({"w": frozenset([1, 2])}, f, protocol=4)
     message = one_line_error(tmp_path / "sets.pt")
     assert "pickled objects the safe loader refuses (Unsupported operand" in message
-    assert "--unsafe-pickle" in message and "pickled code" not in message
+    assert "unsafe_pickle=True" in message and "pickled code" not in message

@@ -132,7 +132,7 @@ def test_unknown_dataset_lists_valid_names() -> None:
 
 @pytest.mark.parametrize("name", ["mnist", "fashionmnist", "cifar10", "cifar100", "imagefolder"])
 def test_disk_dataset_without_data_root_asks_for_it(name: str) -> None:
-    with pytest.raises(NetgraphError, match="--data-root"):
+    with pytest.raises(NetgraphError, match="data_root=DIR"):
         load_dataset(name)
 
 
@@ -142,7 +142,7 @@ def test_disk_dataset_not_found_names_the_directory(tmp_path, name: str) -> None
         with pytest.raises(NetgraphError) as err:
             load_dataset(name, data_root=str(root))
         message = str(err.value)
-        assert str(root) in message and "--data-root" in message and "--download" in message
+        assert str(root) in message and "data_root=DIR" in message and "download=True" in message
 
 
 def test_imagefolder_errors(tmp_path) -> None:

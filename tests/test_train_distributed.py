@@ -22,7 +22,8 @@ SCRIPT = textwrap.dedent('''
     import netgraph.training.engine as T
 
     out = Path(sys.argv[1])
-    rank, world_size, device = T.setup_distributed()
+    import os
+    rank, world_size, device = T.setup_distributed(int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
     writes = []
     save, write = T.atomic_torch_save, T.atomic_write_text  # record who writes files
     T.atomic_torch_save = lambda obj, path: (writes.append(Path(path).name), save(obj, path))[1]

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from netgraph.atomic import atomic_write_json
 from netgraph.cli.app import app
-from netgraph.cli.loading import leaf_modules, parse_shape, resolve_model
+from netgraph.cli.loading import (
+    example_inputs,
+    leaf_modules,
+    load_example_input,
+    parse_shape,
+    resolve_model,
+)
+from netgraph.cli.paths import writable_file
 from netgraph.connectivity.propagate import flows
 from netgraph.connectivity.report import ConnectivityReport, analyze
+from netgraph.connectivity.strip import strip_dead_weights
 from netgraph.errors import EXIT_DISCONNECTED, EXIT_OK, NetgraphError
 from netgraph.graph.tracer import trace
 from netgraph.text import bounded_list
@@ -70,13 +81,27 @@ def render_report(report: ConnectivityReport, console: Console, show_layers: boo
     console.print(summary)
 
 
+def disconnected_hint(report: ConnectivityReport) -> str | None:
+    """Why a dense model can be disconnected: an all-zero layer in an otherwise dense net
+    is usually zero-initialised by design (torchvision's ViTs zero their head)."""
+    if not report.disconnected or report.bottleneck not in report.collapsed_layers:
+        return None
+    others = [layer for layer in report.layers if layer.name != report.bottleneck]
+    if others and all(layer.nonzero == layer.parameters for layer in others):
+        return (f"{report.bottleneck} is all zeros in an otherwise dense model: some architectures "
+                "zero-initialise a layer (torchvision ViTs zero heads.head); analyse trained weights (--checkpoint)")
+    return None
+
+
 @app.command("analyze")
 def analyze_command(
-    model: Annotated[str, typer.Argument(help="Project model (lenet300, resnet20...), torchvision name, or package.module:factory.")],
+    model: Annotated[str, typer.Argument(help="Project model (lenet300, resnet20...), torchvision name, or package.module:factory (resolved from the current directory).")],
     checkpoint: Annotated[Optional[Path], typer.Option(help="State dict: .pt/.pth (weights only) or .safetensors; prune masks are honoured.")] = None,
-    input_shape: Annotated[Optional[str], typer.Option(help="Per-sample input shape, e.g. 3,224,224 (default: the model's).")] = None,
+    input_shape: Annotated[Optional[list[str]], typer.Option(help="One sample's input shape, e.g. 3,224,224 (a leading batch of 1 is accepted); repeat for several inputs (default: the model's).")] = None,
+    input_dtype: Annotated[Literal["float", "long"], typer.Option(help="float: standard normal inputs; long: token ids below the first embedding's size.")] = "float",
+    example_input: Annotated[Optional[Path], typer.Option(help="A .pt file holding the input: a tensor, a tuple of tensors or a dict of keyword tensors (with a batch dim).")] = None,
     num_classes: Annotated[Optional[int], typer.Option(help="Output classes when building the model (default 10 for project models, 1000 for torchvision).")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the machine-readable report here.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the machine-readable report here ('-': stdout, the table then goes to stderr).")] = None,
     strip_dead: Annotated[Optional[Path], typer.Option(help="Write a checkpoint with dead weights zeroed (verified output-preserving).")] = None,
     leaf: Annotated[Optional[list[str]], typer.Option(help="Module name or class to treat as an opaque leaf (repeatable).")] = None,
     unsafe_pickle: Annotated[bool, typer.Option(help="Allow a checkpoint that is a pickled full model (runs code: trusted files only).")] = False,
@@ -86,21 +111,40 @@ def analyze_command(
 
     Exit code 0: connected; 3: disconnected (no output reachable); 2: bad input.
     """
-    if json_out is not None and json_out.is_dir():
-        raise NetgraphError(f"--json {json_out} is a directory")
-    shape = parse_shape(input_shape)
-    net, shape = resolve_model(model, checkpoint, shape, num_classes, unsafe_pickle)
-    graph = trace(net, input_shape=shape, leaf_modules=leaf_modules(net, leaf or []))
+    writable_file(json_out, "--json")
+    writable_file(strip_dead, "--strip-dead")
+    if example_input is not None and input_shape:
+        raise NetgraphError("give --example-input or --input-shape, not both")
+    shapes = [parse_shape(text) for text in input_shape or []]
+    several = len(shapes) > 1 or example_input is not None or input_dtype != "float"
+    net, shape = resolve_model(model, checkpoint, shapes[0] if shapes else None, num_classes, unsafe_pickle,
+                               need_shape=not several)
+    if example_input is not None:
+        inputs = load_example_input(example_input)
+    elif several:
+        if shape is None:
+            raise NetgraphError(f"no default input shape for '{model}': pass --input-shape")
+        inputs = example_inputs(net, shapes if len(shapes) > 1 else [shape], input_dtype)
+    else:
+        inputs = None
+    graph = trace(net, example_input=inputs, input_shape=None if inputs is not None else shape,
+                  leaf_modules=leaf_modules(net, leaf or []))
     result = flows(graph)
     report = analyze(graph, result)
-    console = Console(width=None if Console().is_terminal else 160)
+    to_stdout = json_out is not None and str(json_out) == "-"
+    console = Console(width=None if Console().is_terminal else 160, stderr=to_stdout)
     render_report(report, console, show_layers=layers)
-    if json_out is not None:
+    hint = disconnected_hint(report)
+    if hint:
+        console.print(f"hint: {hint}")
+    if strip_dead is not None:
+        if inputs is not None and not isinstance(inputs, torch.Tensor):
+            raise NetgraphError("--strip-dead verifies on random inputs of one --input-shape; not with several inputs")
+        outcome = strip_dead_weights(graph, result, shape if inputs is None else tuple(inputs.shape[1:]), strip_dead)
+        console.print(outcome.summary())
+    if to_stdout:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    elif json_out is not None:
         atomic_write_json(json_out, report.to_dict())
         console.print(f"report written to {json_out}")
-    if strip_dead is not None:
-        from netgraph.connectivity.strip import strip_dead_weights
-
-        outcome = strip_dead_weights(graph, result, shape, strip_dead)
-        console.print(outcome.summary())
     raise typer.Exit(EXIT_DISCONNECTED if report.disconnected else EXIT_OK)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
 
+from netgraph.atomic import atomic_write_json
 from netgraph.cli.app import app
+from netgraph.cli.paths import RUN_FILES, run_directory
 from netgraph.errors import NetgraphError
 
 Method = Annotated[str, typer.Option(help="Pruning method (random, magnitude, magnitude_layerwise, snip, grasp, synflow, connect).")]
@@ -25,55 +29,61 @@ def _regularizer(model, input_shape, lambda_r: float, structured: bool):  # type
 @app.command("train")
 def train_command(
     model: Annotated[str, typer.Argument(help="Model name (lenet300, lenet5, resnet20, vgg16_bn_cifar, torchvision name, package.module:factory).")],
-    dataset: Annotated[str, typer.Option(help="mnist5k, digits, synthetic, mnist, fashionmnist, cifar10, cifar100, imagefolder.")] = "mnist5k",
-    out: Annotated[Path, typer.Option(help="Run directory: checkpoint.pt, metrics.jsonl, model.pt.")] = Path("netgraph-run"),
-    epochs: int = 10,
-    batch_size: int = 128,
-    optimizer: Annotated[str, typer.Option(help="sgd or adam.")] = "sgd",
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    schedule: Annotated[str, typer.Option(help="cosine, step or none.")] = "cosine",
+    dataset: Annotated[str, typer.Option(help="mnist5k, digits, synthetic (bundled); mnist, fashionmnist, cifar10, cifar100, imagefolder (from --data-root).")] = "mnist5k",
+    out: Annotated[Path, typer.Option(help="Run directory: checkpoint.pt, metrics.jsonl, model.pt, params.json.")] = Path("netgraph-run"),
+    epochs: Annotated[int, typer.Option(help="Epochs to train (with --resume: in total).")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Samples per step (global, over all ranks).")] = 128,
+    optimizer: Annotated[Literal["sgd", "adam"], typer.Option(help="Optimiser.")] = "sgd",
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 0.1,
+    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 5e-4,
+    schedule: Annotated[Literal["cosine", "step", "none"], typer.Option(help="Learning-rate schedule.")] = "cosine",
     lambda_r: Annotated[float, typer.Option(help="Weight of the CoNNect regularizer R.")] = 0.0,
     lambda_r_warmup: Annotated[int, typer.Option(help="Epochs over which lambda_r ramps up from 0.")] = 0,
     lambda_1: Annotated[float, typer.Option(help="Weight of the L1 penalty on prunable weights.")] = 0.0,
     structured: Annotated[bool, typer.Option(help="Structured CoNNect (slice L2 norms, BN gates).")] = False,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="Seed of every random number generator, in [0, 2**32).")] = 0,
     data_root: Annotated[Optional[Path], typer.Option(help="Directory holding torchvision datasets / ImageFolder.")] = None,
     download: Annotated[bool, typer.Option(help="Allow torchvision to download the dataset (needs internet).")] = False,
     device: Annotated[Optional[str], typer.Option(help="cuda, cuda:1, cpu (default: CUDA if available).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
-    max_steps_per_epoch: Optional[int] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in OUT from its last finished epoch.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a run already in OUT.")] = False,
+    max_steps_per_epoch: Annotated[Optional[int], typer.Option(help="Cut each epoch after this many steps (quick runs).")] = None,
 ) -> None:
     """Train MODEL on DATASET with task loss + lambda_r * CoNNect + lambda_1 * L1.
 
     Runs under ``torchrun`` as distributed data parallel (gloo on CPU, NCCL on GPU).
     """
+    from netgraph.cli.loading import resolve_model
+    from netgraph.device import pick_device
     from netgraph.training.data import load_dataset, make_loaders
-    from netgraph.training.engine import (
-        TrainConfig,
-        cleanup_distributed,
-        seed_everything,
-        setup_distributed,
-        train,
-    )
-    from netgraph.training.models import build_model
+    from netgraph.training.engine import TrainConfig, cleanup_distributed, seed_everything, setup_distributed, train
 
+    if resume and force:
+        raise NetgraphError("give --resume or --force, not both")
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
         weight_decay=weight_decay, schedule=schedule, lambda_r=lambda_r, lambda_r_warmup_epochs=lambda_r_warmup,
         lambda_1=lambda_1, seed=seed, device=device, max_steps_per_epoch=max_steps_per_epoch,
     )
-    if out.exists() and not out.is_dir():
-        raise NetgraphError(f"--out {out} exists and is not a directory")
+    pick_device(device)  # a device this machine lacks fails now, not after loading data
+    run_directory(out, resume=resume, force=force)
     splits = load_dataset(dataset, data_root=str(data_root) if data_root else None, download=download, seed=seed)
-    rank, world_size, _ = setup_distributed()
+    seed_everything(seed)
+    net, shape = resolve_model(model, None, splits.input_shape, splits.num_classes)
+    params = {"command": "train", "model": model, "dataset": dataset, "input_shape": list(shape),
+              "num_classes": splits.num_classes, "structured": structured}
+    rank, world_size, _ = setup_distributed(int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
     try:
+        if force and rank == 0:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
         train_loader, test_loader = make_loaders(splits, batch_size, seed=seed, distributed=world_size > 1)
-        seed_everything(seed)
-        net = build_model(model, num_classes=splits.num_classes, input_shape=splits.input_shape)
-        regularizer = _regularizer(net, splits.input_shape, lambda_r, structured)
-        result = train(net, train_loader, test_loader, config, regularizer=regularizer, out_dir=out, resume=resume)
+        regularizer = _regularizer(net, shape, lambda_r, structured)
+        if rank == 0 and not resume:
+            atomic_write_json(out / "params.json", {**params, "config": asdict(config)})
+        result = train(net, train_loader, test_loader, config, regularizer=regularizer, out_dir=out, resume=resume,
+                       run=params)
     finally:
         cleanup_distributed()
     if rank == 0:

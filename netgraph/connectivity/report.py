@@ -169,7 +169,7 @@ def analyze(graph: ChannelGraph, result: Flows | None = None) -> ConnectivityRep
         effective_compression=total / alive if alive else math.inf,
         collapsed_layers=[layer.name for layer in layers if layer.collapsed],
         cut_layers=[layer.name for layer in layers if layer.cut],
-        bottleneck=_bottleneck(layers),
+        bottleneck=_cause(graph, result, layers) if result.disconnected else _bottleneck(layers),
         constant_units=constants + sum(layer.constant_units for layer in layers),
         nonfinite_weights=sum(layer.nonfinite for layer in layers),
         layers=layers,
@@ -200,6 +200,16 @@ def _layer_report(key: str, blocks: list[Block], result: Flows, centrality: np.n
         collapsed=nonzero == 0,
         cut=alive == 0,
     )
+
+
+def _cause(graph: ChannelGraph, result: Flows, layers: list[LayerReport]) -> str | None:
+    """Where a disconnected net loses its inputs: the first layer, in topological
+    order, that inputs reach but whose outputs they do not (a collapsed layer when
+    one qualifies, since a branch can die beside a path that goes on elsewhere)."""
+    collapsed = {layer.name for layer in layers if layer.collapsed}
+    dying = [key for key, blocks in graph.layers().items()
+             if any(result.reached[b.src].any() and not result.reached[b.dst.nodes].any() for b in blocks)]
+    return next((key for key in dying if key in collapsed), dying[0] if dying else _bottleneck(layers))
 
 
 def _bottleneck(layers: list[LayerReport]) -> str | None:

@@ -10,6 +10,7 @@ weights are kept. The result is verified on random inputs before anything is wri
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,23 +22,38 @@ from torch import nn
 from netgraph.connectivity.propagate import Flows
 from netgraph.connectivity.report import alive_weight_masks
 from netgraph.errors import NetgraphError
-from netgraph.graph.channels import Block, ChannelGraph
+from netgraph.modes import eval_mode
+from netgraph.graph.channels import Block, ChannelGraph, layer_key
 from netgraph.graph.weights import DenseWeight
 from netgraph.training.checkpoint import save_checkpoint
 
 
 @dataclass
 class StripOutcome:
+    """What :func:`strip_dead_weights` did, and the compression it realised."""
+
     path: Path
     zeroed: int
     folded: int
     kept: int
     max_output_change: float
+    parameters: int
+    nonzero_before: int
+    nonzero_after: int
+
+    @property
+    def compression_before(self) -> float:
+        return self.parameters / self.nonzero_before if self.nonzero_before else math.inf
+
+    @property
+    def compression_after(self) -> float:
+        return self.parameters / self.nonzero_after if self.nonzero_after else math.inf
 
     def summary(self) -> str:
+        kept = (f", {self.kept:,} kept because they carry nonzero constants into convs" if self.kept else "")
         return (
-            f"wrote {self.path}: {self.zeroed:,} dead weights zeroed ({self.folded:,} of them folded "
-            f"into biases), {self.kept:,} kept because they carry constants into convs; "
+            f"wrote {self.path}: {self.zeroed:,} dead weights zeroed ({self.folded:,} of them folded into "
+            f"biases){kept}; compression {self.compression_before:.2f}x -> {self.compression_after:.2f}x; "
             f"max output change {self.max_output_change:.2e} on random inputs"
         )
 
@@ -72,10 +88,42 @@ def _outputs(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else torch.cat([o.flatten(1) for o in out if isinstance(o, torch.Tensor)], 1)
 
 
+class _InputProbe:
+    """Forward hooks on the modules of once-called blocks: the mean input of a foldable
+    Linear, and for every module whether each input channel was exactly zero
+    throughout (a constant unit that outputs 0 carries nothing)."""
+
+    def __init__(self, graph: ChannelGraph, calls: dict[nn.Module, int]) -> None:
+        self.mean: dict[nn.Module, torch.Tensor] = {}
+        self.silent: dict[nn.Module, torch.Tensor] = {}
+        self.hooks = [
+            b.source.module.register_forward_hook(self._record)
+            for b in graph.param_blocks()
+            if calls[b.source.module] == 1 and isinstance(b.source.module, (nn.Linear, nn.modules.conv._ConvNd))
+        ]
+
+    def _record(self, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        x = args[0].detach()
+        channels = x.movedim(-1 if isinstance(module, nn.Linear) else 1, 0).flatten(1)  # (in channels, values)
+        self.silent[module] = (channels == 0).all(dim=1).cpu()
+        if isinstance(module, nn.Linear):
+            self.mean[module] = channels.mean(dim=1)
+
+    def remove(self) -> None:
+        for hook in self.hooks:
+            hook.remove()
+
+
 def strip_dead_weights(
     graph: ChannelGraph, result: Flows, input_shape: Sequence[int], path: str | Path, trials: int = 8
 ) -> StripOutcome:
-    """Zero ``graph.model``'s dead weights (in place), verify, and save its state dict to ``path``."""
+    """Zero ``graph.model``'s dead weights (in place), verify, and save its state dict to ``path``.
+
+    A dead weight whose input unit carries a constant is folded into the next Linear
+    bias (exact), zeroed when that constant is exactly 0 on every trial input, and
+    kept otherwise. Nothing is written, and the model is restored, when the outputs
+    are not finite to begin with or when they change.
+    """
     model = graph.model
     param = next(model.parameters())
     inputs = torch.randn(trials, *input_shape, device=param.device, dtype=param.dtype)
@@ -84,47 +132,52 @@ def strip_dead_weights(
     calls = {b.source.module: 0 for b in graph.param_blocks()}
     for block in graph.param_blocks():
         calls[block.source.module] += 1
-    linear_inputs: dict[nn.Module, torch.Tensor] = {}
-    hooks = [
-        b.source.module.register_forward_hook(lambda m, args, out: linear_inputs.__setitem__(m, args[0].detach()))
-        for b in graph.param_blocks()
-        if _foldable(b, calls)
-    ]
-    training = model.training
-    model.eval()
+    probe = _InputProbe(graph, calls)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             before = _outputs(model, inputs)
-            for hook in hooks:
-                hook.remove()
-            zeroed = folded = kept = 0
-            for key, blocks in graph.layers().items():
+            probe.remove()
+            if not bool(torch.isfinite(before).all()):
+                raise NetgraphError(
+                    "the model's outputs are already NaN/Inf on random inputs, so stripping cannot be verified; "
+                    "nothing written"
+                )
+            nonzero_before = zeroed = folded = kept = 0
+            for blocks in graph.layers().values():
                 block = blocks[0]
+                module = block.source.module
                 weight = block.source.parameter().detach()
-                dead = (weight != 0).cpu() & ~alive[key]
+                nonzero_before += int(torch.count_nonzero(weight))
+                dead = (weight != 0).cpu() & ~alive[layer_key(block)]
                 constant = torch.zeros_like(dead)
                 for b in blocks:
                     constant[b.source.region()] |= b.source.to_parameter(_carries_constant(b, result))
                 constant &= dead
+                silent = probe.silent.get(module)
+                if constant.any() and silent is not None and silent.numel() == weight.shape[1]:
+                    # a constant unit that outputs exactly 0 carries nothing: its weights go
+                    constant &= ~silent.reshape(1, -1, *([1] * (weight.dim() - 2))).expand_as(constant)
                 if len(blocks) == 1 and _foldable(block, calls) and constant.any():
-                    value = linear_inputs[block.source.module].reshape(-1, weight.shape[1]).mean(0)
-                    shift = (weight * constant.to(weight.device)) @ value
-                    block.source.module.bias.data += shift
+                    shift = (weight * constant.to(weight.device)) @ probe.mean[module]
+                    module.bias.data += shift
                     folded += int(constant.sum())
                 else:
                     kept += int(constant.sum())
                     dead &= ~constant
-                _zero(block.source.module, block.source.param_name, dead)
+                _zero(module, block.source.param_name, dead)
                 zeroed += int(dead.sum())
             after = _outputs(model, inputs)
-    finally:
-        model.train(training)
-    change = float((after - before).abs().max()) if before.numel() else 0.0
-    tolerance = 1e-4 * (1.0 + float(before.abs().max()))
-    if not change <= tolerance:
+        change = float((after - before).abs().max()) if before.numel() else 0.0
+        tolerance = 1e-4 * (1.0 + float(before.abs().max()))
+        if not change <= tolerance:
+            raise NetgraphError(
+                f"zeroing dead weights changed the outputs by {change:.3g} (> {tolerance:.3g}); nothing written"
+            )
+    except BaseException:
         model.load_state_dict(backup)
-        raise NetgraphError(
-            f"zeroing dead weights changed the outputs by {change:.3g} (> {tolerance:.3g}); nothing written"
-        )
+        raise
+    finally:
+        probe.remove()
     save_checkpoint(model.state_dict(), path)
-    return StripOutcome(Path(path), zeroed, folded, kept, change)
+    parameters = sum(b[0].source.parameter().numel() for b in graph.layers().values())
+    return StripOutcome(Path(path), zeroed, folded, kept, change, parameters, nonzero_before, nonzero_before - zeroed)

@@ -44,6 +44,13 @@ def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, 
         raise CheckpointError(f"checkpoint is a directory, not a file: {path}")
     if path.suffix == ".safetensors":
         return _load_safetensors(path)
+    return _unwrap(read_torch_file(path, unsafe_pickle), path)
+
+
+def read_torch_file(path: Path, unsafe_pickle: bool = False) -> Any:
+    """``torch.load`` (weights only unless ``unsafe_pickle``) whose every failure is one
+    :class:`CheckpointError` line that says what the file is: pickled code, pickled
+    objects the safe loader refuses, or garbage."""
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
             warnings.simplefilter("ignore")
@@ -54,12 +61,12 @@ def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, 
         kind = "code" if "global" in str(error).lower() else _legacy_pickle_kind(path)
         if kind == "code":
             raise CheckpointError(
-                f"{path} contains pickled code, not just weights; pass --unsafe-pickle only if you trust its source"
+                f"{path} contains pickled code, not just weights; pass unsafe_pickle=True only if you trust its source"
             ) from None
         if kind == "objects":
             raise CheckpointError(
                 f"{path} holds pickled objects the safe loader refuses ({_refusal(error)}); "
-                "save a state dict of tensors, or pass --unsafe-pickle if you trust its source"
+                "save a state dict of tensors, or pass unsafe_pickle=True if you trust its source"
             ) from None
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt pickle)") from None
     except Exception as error:  # noqa: BLE001 - arbitrary bytes fail in arbitrary ways
@@ -67,7 +74,7 @@ def load_checkpoint(path: str | Path, unsafe_pickle: bool = False) -> dict[str, 
         if not any(ch.isalpha() for ch in reason):  # KeyError: 101 and the like
             reason = f"{type(error).__name__} {reason}".strip()
         raise CheckpointError(f"{path} is corrupt or truncated ({reason})") from None
-    return _unwrap(obj, path)
+    return obj
 
 
 def _legacy_pickle_kind(path: Path) -> str | None:

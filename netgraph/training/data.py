@@ -61,7 +61,7 @@ def load_dataset(
         return _torchvision(name, _require_root(name, data_root, download), download)
     if name == "imagefolder":
         if download:
-            raise NetgraphError("imagefolder cannot be downloaded: drop --download")
+            raise NetgraphError("imagefolder cannot be downloaded: set download=False")
         return _imagefolder(_require_root(name, data_root, download))
     raise NetgraphError(f"unknown dataset '{name}': choose one of {', '.join(DATASETS)}")
 
@@ -193,8 +193,8 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _missing(name: str, root: Path, detail: str = "") -> NetgraphError:
     return NetgraphError(
-        f"{name} data not found in '{root}'{detail}: pass --data-root DIR that holds it"
-        + ("" if name == "imagefolder" else ", or --download to fetch it there")
+        f"{name} data not found in '{root}'{detail}: pass data_root=DIR that holds it"
+        + ("" if name == "imagefolder" else ", or download=True to fetch it there")
     )
 
 
@@ -202,8 +202,8 @@ def _require_root(name: str, data_root: str | None, download: bool) -> Path:
     """The data directory, checked before torchvision gives a less helpful error."""
     if data_root is None:
         raise NetgraphError(
-            f"dataset '{name}' is read from disk: pass --data-root DIR"
-            + ("" if name == "imagefolder" else " (with --download to fetch it there)")
+            f"dataset '{name}' is read from disk: pass data_root=DIR"
+            + ("" if name == "imagefolder" else " (with download=True to fetch it there)")
         )
     root = Path(data_root).expanduser()
     if not download and not root.is_dir():

@@ -1,13 +1,13 @@
 """Data-parallel plumbing, so one script runs single-process or under ``torchrun``.
 
 ``torchrun`` describes the job through environment variables (``WORLD_SIZE``,
-``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``...). Every helper here is a no-op when
+``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``...): the caller (the CLI) reads the
+world size and local rank and passes them to :func:`setup_distributed`; torch's
+``env://`` rendezvous reads the rest. Every other helper here is a no-op when
 there is no process group, so callers never branch on the launch mode.
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 import torch.distributed as dist
@@ -18,19 +18,18 @@ from netgraph.device import pick_device
 from netgraph.errors import NetgraphError
 
 
-def setup_distributed() -> tuple[int, int, torch.device]:
-    """Join the ``torchrun`` process group if there is one; return ``(rank, world_size, device)``.
+def setup_distributed(world_size: int = 1, local_rank: int = 0) -> tuple[int, int, torch.device]:
+    """Join the process group of a ``world_size``-process job; return ``(rank, world_size, device)``.
 
-    NCCL with one GPU per local rank when CUDA is present, else gloo on the CPU.
-    Safe to call twice: an existing group is reused.
+    NCCL with GPU ``local_rank`` when CUDA is present, else gloo on the CPU; a
+    world of one joins nothing. Safe to call twice: an existing group is reused.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return 0, 1, pick_device()
     if not dist.is_available():
-        raise NetgraphError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+        raise NetgraphError("world_size > 1 but this torch build has no torch.distributed")
     if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         backend = "nccl"
     else:
@@ -52,6 +51,19 @@ def is_distributed() -> bool:
 
 def get_rank() -> int:
     return dist.get_rank() if is_distributed() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def process_device(requested: str | None = None) -> torch.device:
+    """This process's device: ``requested``, else its GPU in a NCCL job, else :func:`pick_device`'s."""
+    if requested:
+        return pick_device(requested)
+    if is_distributed() and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return pick_device()
 
 
 def all_reduce_sum(tensor: Tensor) -> Tensor:

@@ -12,7 +12,8 @@ One call, :func:`train`, runs the whole loop single-process or under ``torchrun`
 
 A script that works both ways::
 
-    rank, world_size, device = setup_distributed()
+    rank, world_size, device = setup_distributed(int(os.environ.get("WORLD_SIZE", 1)),
+                                                 int(os.environ.get("LOCAL_RANK", 0)))
     splits = load_dataset("mnist5k")
     train_loader, test_loader = make_loaders(splits, 128, distributed=world_size > 1)
     seed_everything(0)
@@ -29,7 +30,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -43,17 +44,19 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from netgraph.atomic import atomic_torch_save, atomic_write_text
-from netgraph.device import pick_device
 from netgraph.errors import CheckpointError, NetgraphError
 from netgraph.modes import eval_mode
 from netgraph.parameters import effective_weight, prunable_parameters
-from netgraph.text import bounded_list, error_line
-from netgraph.training.checkpoint import check_state_matches
+from netgraph.text import bounded_list
+from netgraph.training.checkpoint import check_state_matches, read_torch_file
 from netgraph.training.distributed import (
     all_reduce_sum,
     barrier,
     broadcast_buffers,
     cleanup_distributed,
+    get_rank,
+    get_world_size,
+    process_device,
     setup_distributed,
     wrap_ddp,
 )
@@ -109,6 +112,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
+            (0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
             (math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}"),
@@ -269,6 +273,7 @@ class _Session:
     device: torch.device
     amp: bool
     regularizer: Callable[[], Tensor] | None
+    run: Mapping[str, Any] = field(default_factory=dict)  # what the run is: resume refuses another
     warned_reg: bool = False
 
 
@@ -372,8 +377,20 @@ def _save_checkpoint(path: Path, s: _Session, epochs_done: int, history: list[di
         "epoch": epochs_done,
         "history": history,
         "config": asdict(s.config),
+        "run": dict(s.run),
         "rng": _rng_state(loader),
     }, path)
+
+
+def _check_run(path: Path, now: dict[str, Any], saved: dict[str, Any]) -> None:
+    """Refuse to resume a run of another model, dataset, input shape or mode (when
+    both the checkpoint and the caller say what the run is)."""
+    if not now or not saved:
+        return
+    differing = [f"{k}={saved.get(k)!r} (checkpoint) vs {now.get(k)!r}"
+                 for k in sorted(now.keys() | saved.keys()) if saved.get(k) != now.get(k)]
+    if differing:
+        raise CheckpointError(f"cannot resume from {path}: it is another run: {bounded_list(differing)}")
 
 
 def _check_config(path: Path, now: dict[str, Any], saved: dict[str, Any]) -> None:
@@ -390,15 +407,18 @@ def _resume(path: Path, s: _Session, loader: DataLoader) -> tuple[int, list[dict
     if not path.exists():
         logger.info("no checkpoint at %s: starting from scratch", path)
         return 0, []
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
-        raise CheckpointError(f"cannot read checkpoint {path}: {error_line(error)}") from error
+    checkpoint = read_torch_file(path)
     needed = {"model", "optimizer", "scaler", "epoch", "history", "config", "rng"}
     if not isinstance(checkpoint, dict) or not needed <= checkpoint.keys():
         raise CheckpointError(f"{path} is not a netgraph training checkpoint")
+    _check_run(path, dict(s.run), checkpoint.get("run", {}))
     check_state_matches(s.model.state_dict(), checkpoint["model"], f"checkpoint {path} does not match the model")
     _check_config(path, asdict(s.config), checkpoint["config"])
+    if checkpoint["epoch"] > s.config.epochs:
+        raise CheckpointError(
+            f"{path} already holds {checkpoint['epoch']} epochs, more than epochs={s.config.epochs}: "
+            f"nothing to resume; ask for epochs >= {checkpoint['epoch']} to continue it"
+        )
     s.model.load_state_dict(checkpoint["model"])
     s.optimizer.load_state_dict(checkpoint["optimizer"])
     s.scaler.load_state_dict(checkpoint["scaler"])
@@ -418,6 +438,7 @@ def train(
     out_dir: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    run: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``(inputs, targets)`` batches with cross-entropy
     ``+ lambda_r(epoch) * regularizer() + lambda_1 * L1(prunable weights)``.
@@ -426,17 +447,17 @@ def train(
     DDP wrapper) and returns a scalar that may be ``+inf``. With ``out_dir``, rank 0
     writes ``checkpoint.pt`` and ``metrics.jsonl`` after every epoch and ``model.pt``
     (the state_dict) at the end; ``resume=True`` continues from ``checkpoint.pt``
-    (or starts afresh if there is none). Under ``torchrun`` the process group is
-    joined here if the caller has not done so; the train loader should then use a
-    DistributedSampler (``make_loaders(..., distributed=True)``).
+    (or starts afresh if there is none). ``run`` describes what is trained (model,
+    dataset, input shape, mode: JSON values); checkpoints record it and resuming
+    refuses a checkpoint of another run. Under ``torchrun`` the caller joins the
+    process group first (:func:`setup_distributed`); the train loader should then
+    use a DistributedSampler (``make_loaders(..., distributed=True)``).
     """
     if config.lambda_r > 0 and regularizer is None:
         raise NetgraphError("lambda_r > 0 needs a regularizer")
     if resume and out_dir is None:
         raise NetgraphError("resume needs an output directory")
-    rank, world_size, device = setup_distributed()
-    if config.device:
-        device = pick_device(config.device)
+    rank, world_size, device = get_rank(), get_world_size(), process_device(config.device)
     if world_size > 1 and not isinstance(train_loader.sampler, DistributedSampler):
         warnings.warn("distributed training without a DistributedSampler: every rank sees the whole dataset",
                       RuntimeWarning, stacklevel=2)
@@ -444,7 +465,8 @@ def train(
     model.to(device)
     amp = _use_amp(config.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    session = _Session(model, model, _make_optimizer(model, config), scaler, config, device, amp, regularizer)
+    session = _Session(model, model, _make_optimizer(model, config), scaler, config, device, amp, regularizer,
+                       dict(run or {}))
     out = Path(out_dir) if out_dir is not None else None
     start, history = _resume(out / CHECKPOINT, session, train_loader) if resume else (0, [])
     session.net = wrap_ddp(model, device)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from netgraph.errors import NetgraphError
+from netgraph.text import first_line
 
 Shape = tuple[int, ...]
 
@@ -253,6 +254,8 @@ def default_input_shape(name: str) -> Shape | None:
 
 def build_model(name: str, num_classes: int = 10, input_shape: Shape | None = None) -> nn.Module:
     """A randomly initialised model ``name`` sized for ``input_shape`` and ``num_classes``."""
+    if not (isinstance(num_classes, int) and num_classes >= 1):
+        raise NetgraphError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     if name in _PROJECT:
         factory, default_shape = _PROJECT[name]
         return factory(num_classes, tuple(input_shape or default_shape))
@@ -289,7 +292,14 @@ def _imported_model(path: str, num_classes: int) -> nn.Module:
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise NetgraphError(f"module '{module_name}' has no callable '{attr}' (model '{path}')")
-    model = factory(**_factory_kwargs(factory, num_classes, path))
+    try:
+        model = factory(**_factory_kwargs(factory, num_classes, path))
+    except NetgraphError:
+        raise
+    except SystemExit as stop:  # a factory must not end the caller's process
+        raise NetgraphError(f"building model '{path}' failed: the factory called sys.exit({stop.code!r})") from None
+    except Exception as error:  # noqa: BLE001 - a user's factory fails in its own ways: one line
+        raise NetgraphError(f"building model '{path}' failed: {type(error).__name__}: {first_line(error)}") from None
     if not isinstance(model, nn.Module):
         raise NetgraphError(f"'{path}' returned {type(model).__name__}, not a torch.nn.Module")
     return model
