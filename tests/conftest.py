@@ -26,6 +26,17 @@ class CliResult:
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
+    def assert_error(self, *needles: str) -> str:
+        """Exit 2, one ``error:`` line on stderr holding every needle, no traceback."""
+        assert self.code == 2, (self.code, self.stderr)
+        assert "Traceback" not in self.stderr
+        assert len(self.error_lines) == 1, self.stderr
+        line = self.error_lines[0]
+        assert line.startswith("error: ")
+        for needle in needles:
+            assert needle in line, line
+        return line
+
 
 @pytest.fixture(autouse=True)
 def seeded_rngs() -> None:

@@ -104,10 +104,18 @@ def test_shape_mismatch_names_the_tensor() -> None:
     assert "3.weight (2, 5) vs model (2, 4)" in str(info.value)
 
 
-def test_missing_num_batches_tracked_is_fine() -> None:
-    state = small().state_dict()
+def test_missing_num_batches_tracked_is_optional_and_everything_else_loads() -> None:
+    torch.manual_seed(1)
+    source = small()
+    with torch.no_grad():
+        source[1].running_mean.uniform_()
+    state = source.state_dict()
     del state["1.num_batches_tracked"]
-    apply_checkpoint(small(), state)
+    target = apply_checkpoint(small(), state)
+    for key, value in state.items():
+        assert torch.equal(target.state_dict()[key], value), key
+    with pytest.raises(CheckpointError, match="missing keys: 1.running_mean"):
+        apply_checkpoint(small(), {k: v for k, v in state.items() if k != "1.running_mean"})
 
 
 def test_missing_directory_truncated_random_text(tmp_path: Path) -> None:

@@ -27,14 +27,7 @@ def mlp_state() -> dict[str, torch.Tensor]:
 
 
 def assert_one_line_error(result, *needles: str) -> str:
-    assert result.code == 2, (result.code, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert len(result.error_lines) == 1, result.stderr
-    line = result.error_lines[0]
-    assert line.startswith("error: ")
-    for needle in needles:
-        assert needle in line, line
-    return line
+    return result.assert_error(*needles)
 
 
 def report(path: Path) -> dict:

@@ -121,9 +121,13 @@ def test_training_step_on_a_disconnected_net_keeps_weights_finite() -> None:
     data = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randint(0, 3, (64,)))
     loader = torch.utils.data.DataLoader(data, batch_size=16)
     config = TrainConfig(epochs=2, optimizer="sgd", lr=0.1, lambda_r=1.0)
-    with pytest.warns(Warning):
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.warns(RuntimeWarning, match="regularizer is not finite") as caught:
         train(net, loader, loader, config, regularizer=reg, progress=False)
+    assert any(issubclass(w.category, DisconnectedWarning) for w in caught)  # R = +inf was reported
     assert all(torch.isfinite(p).all() for p in net.parameters())
+    # R was dropped from those steps, the task loss still trained the net
+    assert not torch.equal(before[0], net[0].weight.detach())
 
 
 # -- property 2: invariance to rescaling a layer ----------------------------------------

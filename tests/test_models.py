@@ -156,16 +156,13 @@ def test_unknown_model_lists_valid_names() -> None:
 
 
 def test_lenet300_learns_mnist5k_in_one_epoch() -> None:
-    torch.manual_seed(0)
+    from netgraph.training.engine import TrainConfig, evaluate, seed_everything, train
+
+    seed_everything(0)
     splits = load_dataset("mnist5k")
-    train, test = make_loaders(splits, batch_size=64, seed=0)
+    train_loader, test_loader = make_loaders(splits, batch_size=64, seed=0)
     model = build_model("lenet300", splits.num_classes, splits.input_shape)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for x, y in train:
-        optimiser.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimiser.step()
-    model.eval()
-    with torch.no_grad():
-        correct = sum((model(x).argmax(1) == y).sum().item() for x, y in test)
-    assert correct / len(splits.test) > 0.85
+    chance = evaluate(model, test_loader, torch.device("cpu"))["accuracy"]
+    config = TrainConfig(epochs=1, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="none")
+    result = train(model, train_loader, test_loader, config, progress=False)
+    assert chance < 0.3 and result.final_accuracy > 0.85

@@ -12,7 +12,6 @@ import os
 import re
 import sys
 
-import click
 import typer
 from typer.exceptions import TyperException
 
@@ -61,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except typer.Exit as stop:
         return int(stop.exit_code)
-    except (typer.Abort, click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         print("error: interrupted", file=sys.stderr)
         return 130
-    except (TyperException, click.ClickException) as error:  # usage errors: bad option values, unknown commands
+    except TyperException as error:  # usage errors: bad option values, unknown commands
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         print(f"error: {first_line(message, '(no message)')} (see --help)", file=sys.stderr)
         return EXIT_ERROR

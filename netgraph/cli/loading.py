@@ -73,6 +73,8 @@ def example_inputs(model: nn.Module, shapes: Sequence[Shape], dtype: str = "floa
 def load_example_input(path: Path) -> Any:
     """A tensor, a tuple/list of tensors or a dict of tensors (keyword inputs) from a
     ``.pt`` file, read with the weights-only loader."""
+    if not Path(path).is_file():
+        raise NetgraphError(f"--example-input {path}: file not found")
     value = read_torch_file(Path(path))
     tensors = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else [value]
     if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
