@@ -6,8 +6,19 @@ from __future__ import annotations
 class NetgraphError(Exception):
     """A problem with the user's input (model, checkpoint, data, options).
 
-    The CLI prints ``str(error)`` as a single line on stderr and exits with
-    :data:`EXIT_ERROR`; library users can catch it like any exception.
+    Its message is one line that names the parameter at fault as the function
+    takes it (``input_shape=``); the CLI prints it with the flag instead
+    (``--input-shape``) and exits with :data:`EXIT_ERROR`. Library users catch it
+    like any exception.
+
+    Examples
+    --------
+    >>> import netgraph as ng
+    >>> try:
+    ...     ng.build_model("no-such-model")
+    ... except ng.NetgraphError as error:
+    ...     print(str(error)[:34])
+    unknown model 'no-such-model': cho
     """
 
 

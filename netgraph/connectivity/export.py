@@ -81,19 +81,41 @@ def alive_edge_count(graph: ChannelGraph, result: Flows | None = None) -> int:
     return total
 
 
-def to_networkx(graph: ChannelGraph, flows: Flows | None = None, alive_only: bool = False, how: Aggregation = "l1"):
+def to_networkx(graph: ChannelGraph, result: Flows | None = None, alive_only: bool = False, how: Aggregation = "l1"):
     """The channel graph as a ``networkx.DiGraph`` (node ids are graph node ids).
+
+    Parameters
+    ----------
+    graph : ChannelGraph
+    result : Flows, optional
+        Its flows (computed when not given).
+    alive_only : bool
+        Keep only nodes and edges on an input->output path.
+    how : {"l1", "l2", "count"}
+        Edge aggregation of kernel slices, as in :func:`netgraph.flows`.
+
+    Returns
+    -------
+    networkx.DiGraph
 
     Node attributes: ``group`` (group name), ``kind`` (input/param/diag/struct),
     ``layer`` (topological position of the group), ``index`` (channel within the
     group), ``alive``, ``centrality`` (F B / phi), ``input``/``output`` flags.
     Edge attributes: ``weight``, ``path_mass``, ``layer`` (block name), ``kind``
     (param/diag/struct), ``alive``. With ``alive_only`` only alive nodes and
-    edges are kept. Flows are computed when not given.
+    edges are kept.
+
+    Examples
+    --------
+    >>> import networkx as nx, netgraph as ng
+    >>> from torch import nn
+    >>> digraph = ng.to_networkx(ng.trace(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)), input_shape=(4,)))
+    >>> digraph.number_of_nodes(), digraph.number_of_edges(), nx.is_directed_acyclic_graph(digraph)
+    (9, 18, True)
     """
     import networkx as nx
 
-    result = flows if flows is not None else compute_flows(graph, how)
+    result = result if result is not None else compute_flows(graph, how)
     alive = result.alive
     centrality = result.centrality()
     is_input = np.zeros(graph.n_nodes, dtype=bool)
@@ -130,12 +152,12 @@ def to_networkx(graph: ChannelGraph, flows: Flows | None = None, alive_only: boo
     return digraph
 
 
-def write_graphml(graph: ChannelGraph, path: str | os.PathLike, flows: Flows | None = None,
+def write_graphml(graph: ChannelGraph, path: str | os.PathLike, result: Flows | None = None,
                   alive_only: bool = False) -> Path:
     """Write :func:`to_networkx` as GraphML (atomically); return the path."""
     import networkx as nx
 
-    digraph = to_networkx(graph, flows, alive_only=alive_only)
+    digraph = to_networkx(graph, result, alive_only=alive_only)
     return atomic_write(path, lambda tmp: nx.write_graphml(digraph, tmp))
 
 

@@ -44,7 +44,12 @@ class LayerReport:
 
 @dataclass
 class ConnectivityReport:
-    """Connectivity of a whole network."""
+    """Connectivity of a whole network: what :func:`analyze` returns.
+
+    ``to_dict()`` is the JSON report (``netgraph analyze --json``; README lists the
+    keys). ``bottleneck`` is the layer keeping the smallest share of its weights
+    alive, or, in a disconnected net, the layer where the inputs die.
+    """
 
     model: str
     nodes: int
@@ -142,7 +147,30 @@ def constant_units(block: Block, result: Flows) -> np.ndarray:
 
 
 def analyze(graph: ChannelGraph, result: Flows | None = None) -> ConnectivityReport:
-    """The connectivity report of ``graph`` (computing its flows unless given)."""
+    """The connectivity report of ``graph``: alive and dead weights, collapsed and cut layers.
+
+    Parameters
+    ----------
+    graph : ChannelGraph
+        From :func:`netgraph.trace`.
+    result : Flows, optional
+        Its flows, when already computed (else computed here).
+
+    Returns
+    -------
+    ConnectivityReport
+
+    Examples
+    --------
+    >>> import torch, netgraph as ng
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> with torch.no_grad():
+    ...     model[2].weight[:, 0] = 0  # hidden unit 0 reaches no output
+    >>> report = ng.analyze(ng.trace(model, input_shape=(4,)))
+    >>> report.disconnected, report.nonzero, report.alive, report.dead
+    (False, 16, 12, 4)
+    """
     result = result if result is not None else flows(graph)
     centrality = result.centrality()  # once, not per block
     layers = [_layer_report(key, blocks, result, centrality) for key, blocks in graph.layers().items()]

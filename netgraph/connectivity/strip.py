@@ -119,10 +119,39 @@ def strip_dead_weights(
 ) -> StripOutcome:
     """Zero ``graph.model``'s dead weights (in place), verify, and save its state dict to ``path``.
 
+    Parameters
+    ----------
+    graph : ChannelGraph
+    result : Flows
+        Its flows (they say which weights are dead).
+    input_shape : sequence of int
+        One sample's shape, for the random verification inputs.
+    path : str or PathLike
+        Where the stripped state dict goes (written atomically, only on success).
+    trials : int
+        Random inputs the outputs are compared on.
+
+    Returns
+    -------
+    StripOutcome
+        Counts, the realised compression and the largest output change.
+
     A dead weight whose input unit carries a constant is folded into the next Linear
     bias (exact), zeroed when that constant is exactly 0 on every trial input, and
     kept otherwise. Nothing is written, and the model is restored, when the outputs
     are not finite to begin with or when they change.
+
+    Examples
+    --------
+    >>> import tempfile, torch, netgraph as ng
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> with torch.no_grad():
+    ...     model[2].weight[:, 0] = 0  # unit 0's 4 input weights are now dead
+    >>> graph = ng.trace(model, input_shape=(4,))
+    >>> outcome = ng.strip_dead_weights(graph, ng.flows(graph), (4,), tempfile.mktemp(suffix=".pt"))
+    >>> outcome.zeroed, outcome.max_output_change
+    (4, 0.0)
     """
     model = graph.model
     param = next(model.parameters())

@@ -127,7 +127,35 @@ class Block:
 
 @dataclass(eq=False)
 class ChannelGraph:
-    """A model seen as a DAG of channels. Built by :func:`netgraph.graph.tracer.trace`."""
+    """A model seen as a DAG of channels: the one structure every analysis reads.
+
+    Nodes are channels (a Linear feature, a conv channel), grouped per activation
+    (:class:`NodeGroup`); :class:`Block` s map one group to the next, in topological
+    order, and read their edge weights from the live parameters of ``model`` (so the
+    graph stays current after pruning or an optimiser step). Build it with
+    :func:`netgraph.trace`.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The traced model (its parameters, not copies, feed the edge weights).
+    groups : list of NodeGroup
+        Node groups in topological order; node ids are contiguous per group.
+    blocks : list of Block
+        Parametric, diagonal (norm) and structural maps, in topological order.
+    input_nodes, output_nodes : numpy.ndarray
+        Node ids of the model's input and output channels.
+
+    Examples
+    --------
+    >>> import netgraph as ng
+    >>> from torch import nn
+    >>> graph = ng.trace(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), input_shape=(4,))
+    >>> graph.n_nodes, len(graph.input_nodes), len(graph.output_nodes)
+    (9, 4, 2)
+    >>> list(graph.layers())
+    ['0.weight', '2.weight']
+    """
 
     model: nn.Module
     groups: list[NodeGroup]

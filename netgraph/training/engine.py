@@ -89,7 +89,17 @@ def _nonnegative(value: float) -> bool:
 
 @dataclass
 class TrainConfig:
-    """Everything that determines a training run (stored in each checkpoint)."""
+    """Everything that determines a training run (stored in each checkpoint).
+
+    Invalid values raise :class:`~netgraph.errors.NetgraphError` listing every problem.
+
+    Examples
+    --------
+    >>> import netgraph as ng
+    >>> config = ng.TrainConfig(epochs=2, optimizer="adam", lr=1e-3, lambda_r=0.1)
+    >>> config.lr_at(1), config.lambda_r_at(1)
+    (0.0005, 0.1)
+    """
 
     epochs: int = 10
     batch_size: int = 128
@@ -443,6 +453,28 @@ def train(
     """Train ``model`` in place on ``(inputs, targets)`` batches with cross-entropy
     ``+ lambda_r(epoch) * regularizer() + lambda_1 * L1(prunable weights)``.
 
+    Parameters
+    ----------
+    model : nn.Module
+    train_loader, test_loader : DataLoader
+        Batches of ``(inputs, targets)``; test accuracy is measured after each epoch.
+    config : TrainConfig
+    regularizer : callable, optional
+        ``() -> scalar Tensor``, e.g. :class:`netgraph.CoNNect`; needed when ``lambda_r > 0``.
+    out_dir : Path, optional
+        Run directory for checkpoints, metrics and the final weights.
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt``, exactly as if never interrupted.
+    progress : bool
+        Show a progress bar (rank 0).
+    run : mapping, optional
+        What is trained (JSON values), recorded in checkpoints.
+
+    Returns
+    -------
+    TrainResult
+        Final and best test accuracy, and the per-epoch history.
+
     ``regularizer`` is called once per step on the live weights of ``model`` (not a
     DDP wrapper) and returns a scalar that may be ``+inf``. With ``out_dir``, rank 0
     writes ``checkpoint.pt`` and ``metrics.jsonl`` after every epoch and ``model.pt``
@@ -452,6 +484,20 @@ def train(
     refuses a checkpoint of another run. Under ``torchrun`` the caller joins the
     process group first (:func:`setup_distributed`); the train loader should then
     use a DistributedSampler (``make_loaders(..., distributed=True)``).
+
+    Examples
+    --------
+    >>> import torch, netgraph as ng
+    >>> from torch import nn
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(256, 4)
+    >>> data = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=32)
+    >>> model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    >>> config = ng.TrainConfig(epochs=3, lr=0.1, lambda_r=0.01)
+    >>> result = ng.train(model, data, data, config, regularizer=ng.CoNNect(model, input_shape=(4,)), progress=False)
+    >>> result.final_accuracy > 0.9
+    True
     """
     if config.lambda_r > 0 and regularizer is None:
         raise NetgraphError("lambda_r > 0 needs a regularizer")

@@ -253,7 +253,30 @@ def default_input_shape(name: str) -> Shape | None:
 
 
 def build_model(name: str, num_classes: int = 10, input_shape: Shape | None = None) -> nn.Module:
-    """A randomly initialised model ``name`` sized for ``input_shape`` and ``num_classes``."""
+    """A randomly initialised model ``name`` sized for ``input_shape`` and ``num_classes``.
+
+    Parameters
+    ----------
+    name : str
+        A project model (``lenet300``, ``lenet5``, ``resnet20``, ``vgg16_bn_cifar``...),
+        a torchvision classification model name, or ``package.module:factory``.
+    num_classes : int
+        Outputs of the classifier (passed to a factory that takes ``num_classes``).
+    input_shape : sequence of int, optional
+        One sample's shape (default: the model's own).
+
+    Returns
+    -------
+    nn.Module
+        Random init: nothing is downloaded.
+
+    Examples
+    --------
+    >>> import netgraph as ng
+    >>> model = ng.build_model("lenet300")
+    >>> sum(p.numel() for p in model.parameters())
+    266610
+    """
     if not (isinstance(num_classes, int) and num_classes >= 1):
         raise NetgraphError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     if name in _PROJECT:
