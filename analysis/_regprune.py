@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -35,23 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import (
-    fmt,
-    mean_std,
-    new_figure,
-    pm,
-    run_unit,
-    save_figure,
-    style_context,
-    unit_path,
-    write_table,
-)
+from _common import save_figure
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from netgraph.atomic import atomic_torch_save
 from netgraph.connect.regularizer import CoNNect
 from netgraph.connectivity.report import analyze
+from netgraph.experiments.store import run_unit, unit_path
+from netgraph.experiments.tables import fmt, markdown_table, mean_std, pm, write_table
 from netgraph.graph.tracer import trace
+from netgraph.plots.style import mpl_style, new_figure
 from netgraph.pruning import (
     METHODS,
     apply_masks,
@@ -215,8 +207,6 @@ def dense_unit(out: Path, p: Protocol, model_name: str, reg: str, seed: int) -> 
     """Train dense with ``reg`` (stored: JSON record + state dict)."""
     key = dense_key(p, model_name, reg, seed)
     path = model_path(out, *key)
-    if unit_path(out, *key).exists() and not path.exists():
-        unit_path(out, *key).unlink()  # the weights are gone: retrain
 
     def compute() -> dict:
         lambda_r, lambda_1 = p.regs[reg]
@@ -241,7 +231,7 @@ def dense_unit(out: Path, p: Protocol, model_name: str, reg: str, seed: int) -> 
                 **{f"dense_{k}": v for k, v in connectivity(model, splits.input_shape).items()
                    if k in ("log_phi", "effective_compression", "dead")}}
 
-    record = run_unit(out, key, compute)
+    record = run_unit(out, key, compute, companions=[path])  # weights gone: retrain
     record["state_path"] = str(path)
     return record
 
@@ -279,8 +269,6 @@ def imp_units(out: Path, p: Protocol, model_name: str, reg: str, seed: int, dens
     for x in p.imp_levels:
         key = ("imp", *dense_key(p, model_name, reg, seed)[1:], "L" + "-".join(f"{v:g}" for v in p.imp_levels), f"x{x:g}")
         state_path = model_path(out, *key)
-        if unit_path(out, *key).exists() and not state_path.exists():
-            unit_path(out, *key).unlink()
 
         def compute(previous=previous, x=x, state_path=state_path) -> dict:
             model = load_model(p, model_name, previous)  # previous level's fine-tuned net (or W*)
@@ -296,7 +284,7 @@ def imp_units(out: Path, p: Protocol, model_name: str, reg: str, seed: int, dens
             atomic_torch_save(model.state_dict(), state_path)
             return _record(model_name, reg, seed, "imp", x, dense, before, after, conn)
 
-        records.append(run_unit(out, key, compute))
+        records.append(run_unit(out, key, compute, companions=[state_path]))
         previous = state_path
     return records
 
@@ -373,9 +361,7 @@ def tables(out: Path, p: Protocol, dense: list[dict], pruned: list[dict]) -> dic
 
 
 def _md(rows: list[dict]) -> str:
-    from _common import markdown_table
-
-    return markdown_table(rows, list(rows[0])) if rows else "(no rows)\n"
+    return markdown_table(rows) + "\n" if rows else "(no rows)\n"
 
 
 def _pm_raw(values, digits: int = 2) -> str:
@@ -389,11 +375,11 @@ def _pm_raw(values, digits: int = 2) -> str:
 
 def _eff(group: list[dict]) -> str:
     values = [r["effective_compression"] for r in group]
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
+    mean, _, n = mean_std(values)
+    if n == 0:
         return "inf"
-    text = f"{sum(finite) / len(finite):.3g}x"
-    return text if len(finite) == len(values) else text + f" ({len(values) - len(finite)} inf)"
+    text = f"{mean:.3g}x"
+    return text if n == len(values) else text + f" ({len(values) - n} inf)"
 
 
 def headline(pruned: list[dict], dense: list[dict], model: str = "lenet300", x: float = 2.0) -> str:
@@ -416,7 +402,7 @@ def headline(pruned: list[dict], dense: list[dict], model: str = "lenet300", x: 
 
 
 def figure(out: Path, p: Protocol, pruned: list[dict], name: str, copy: bool, title: str) -> list[Path]:
-    with style_context():
+    with mpl_style():
         fig = new_figure(4.2 * len(p.prunings), 3.3 * len(p.models))
         axes = fig.subplots(len(p.models), len(p.prunings), squeeze=False, sharey="row")
         for i, model_name in enumerate(p.models):

@@ -71,21 +71,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import (  # noqa: E402
-    Timer,
-    fmt,
-    limit_threads,
-    mean_std,
-    new_figure,
-    run_unit,
-    save_figure,
-    style,
-    style_context,
-    write_table,
-)
+from _common import Timer, limit_threads, save_figure, style  # noqa: E402
 
 from netgraph.connectivity.report import analyze  # noqa: E402
+from netgraph.experiments.store import run_unit  # noqa: E402
+from netgraph.experiments.tables import fmt, mean_std, write_table  # noqa: E402
 from netgraph.graph.tracer import trace  # noqa: E402
+from netgraph.plots.style import mpl_style as style_context  # noqa: E402
+from netgraph.plots.style import new_figure  # noqa: E402
 from netgraph.pruning import METHODS, prunable_parameters, select_mask, total_weights  # noqa: E402
 from netgraph.pruning.schedule import keep_schedule, target_keep  # noqa: E402
 from netgraph.pruning.scores import ScoreContext  # noqa: E402

@@ -113,6 +113,17 @@ def test_tiny_sweep_writes_every_record_table_and_figure(sweep):
     assert result.notes == [] and result.failed == {}
 
 
+def test_the_same_sweep_twice_gives_byte_identical_tables(sweep, tmp_path, one_thread):
+    """A rerun from scratch (no figures, no saved models: neither changes a run)
+    reproduces every table byte for byte: seeds fix initialisation, batch order and
+    the random scores, and nothing in the tables depends on time or paths."""
+    first, _ = sweep
+    again = tmp_path / "again"
+    compare(tiny_config(), again, progress=False, save_models="none", figures=False)
+    for name in ("results.csv", "results.json", "critical.json"):
+        assert (again / name).read_bytes() == (first / name).read_bytes(), name
+
+
 def test_compression_and_connectivity_match_the_saved_models(sweep):
     out, result = sweep
     total = total_weights(prunable_parameters(build_model("mlp", 4, (1, 8, 8))))

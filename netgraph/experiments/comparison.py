@@ -17,19 +17,18 @@ Layout of ``OUT`` (ShrinkBench-style, every file written atomically):
     figures/                         PNG + interactive HTML
 
 Running again with the same ``OUT`` resumes: finished runs are read back, not
-recomputed. A different sweep in ``OUT`` is refused (``force=True`` clears it).
+recomputed. A different sweep in ``OUT`` is refused (``force=True`` clears it);
+both through :mod:`netgraph.experiments.store`, the tables through
+:mod:`netgraph.experiments.tables`.
 A run that fails is reported at the end (its ``error.txt`` says why) after the
 others finished; re-running retries it. See :mod:`netgraph.experiments.sweep` for the protocols.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -43,6 +42,7 @@ import torch
 
 from netgraph.atomic import atomic_write_json, atomic_write_text
 from netgraph.errors import NetgraphError
+from netgraph.experiments.store import claim_out, finished
 from netgraph.experiments.sweep import (
     DEFAULT_EXPONENTS,
     METRICS,
@@ -59,7 +59,8 @@ from netgraph.experiments.sweep import (
     plan,
     run_one,
 )
-from netgraph.text import bounded_list, error_line
+from netgraph.experiments.tables import csv_text, markdown_table, mean_std, pm
+from netgraph.text import error_line
 
 __all__ = [
     "CompareResult",
@@ -103,52 +104,10 @@ class CompareResult:
 # --- the output directory -----------------------------------------------------------------
 
 
-def _normal(value: Any) -> Any:
-    return json.loads(json.dumps(value))
-
-
-def _differences(saved: Any, now: Any, prefix: str = "") -> list[str]:
-    if isinstance(saved, dict) and isinstance(now, dict):
-        out: list[str] = []
-        for key in list(dict.fromkeys([*saved, *now])):
-            out += _differences(saved.get(key), now.get(key), f"{prefix}{key}.")
-        return out
-    if saved != now:
-        return [f"{prefix.rstrip('.')} {json.dumps(saved)} there vs {json.dumps(now)} now"]
-    return []
-
-
-def _prepare_out(out: Path, identity: dict[str, Any], force: bool) -> bool:
-    """Check ``out`` can hold this sweep; clear it under ``force``. True if it already does."""
-    if out.exists() and not out.is_dir():
-        raise NetgraphError(f"--out {out} is a file, not a directory: choose a directory")
-    sweep_file = out / SWEEP_FILE
-    if sweep_file.exists():
-        try:
-            saved = json.loads(sweep_file.read_text())["sweep"]
-        except (ValueError, KeyError, TypeError, OSError):
-            saved = None
-        if saved is not None and saved == _normal(identity):
-            return True
-        if not force:
-            if saved is None:
-                raise NetgraphError(f"{sweep_file} is not a netgraph sweep description: use another --out or --force")
-            diff = _differences(saved, _normal(identity))
-            raise NetgraphError(
-                f"{out} holds a different sweep ({bounded_list(diff, 2, '; ')}): use another --out, "
-                "or --force to delete its results"
-            )
-    elif (out / "runs").exists() or (out / "dense").exists():
-        if not force:
-            raise NetgraphError(f"{out} holds runs but no {SWEEP_FILE}: use another --out, or --force to delete them")
-    if force:
-        for name in _OWNED:
-            target = out / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
-    return False
+def _claim_out(out: Path, config: SweepConfig, force: bool) -> bool:
+    """Check ``out`` can hold this sweep (clear it under ``force``); True if it already does."""
+    return claim_out(out, config.identity(), identity_file=SWEEP_FILE, field="sweep", units=("runs", "dense"),
+                     owned=_OWNED, force=force)
 
 
 def _write_sweep(out: Path, config: SweepConfig) -> None:
@@ -174,7 +133,7 @@ def _run_dir(out: Path, spec: RunSpec) -> Path:
 
 
 def _finished(out: Path, spec: RunSpec) -> bool:
-    return (_run_dir(out, spec) / METRICS).exists()
+    return finished(_run_dir(out, spec) / METRICS)
 
 
 def path_runs(config: SweepConfig) -> list[RunSpec]:
@@ -220,46 +179,17 @@ def compare(
     if save_models not in SAVE_MODELS:
         raise NetgraphError(f"save_models must be one of {', '.join(SAVE_MODELS)}, got {save_models!r}")
     out = Path(out).expanduser()
-    identity = config.identity()
-    if out.exists() and not out.is_dir():
-        raise NetgraphError(f"--out {out} is a file, not a directory: choose a directory")
-    if force is False:
-        _prepare_out(out, identity, force=False)  # refuse a different sweep before loading any data
+    if not force:
+        _claim_out(out, config, force=False)  # refuse a different sweep before loading any data
     ctx = SweepContext(config, out)  # loads the data, checks every level leaves a weight
-    _prepare_out(out, identity, force)
+    _claim_out(out, config, force)
     out.mkdir(parents=True, exist_ok=True)
     _write_sweep(out, config)
 
     specs = plan(config)
-    keep = set(path_runs(config)) if save_models == "paths" else set()
-    todo = [s for s in specs if not _finished(out, s)]
     result = CompareResult(out, [], [], skipped=[s.name for s in specs if _finished(out, s)])
-    dense_todo = {(s.variant, s.seed) for s in todo} | {("plain", s.seed) for s in todo}
-    dense_todo = {k for k in dense_todo if not ctx.dense_done(*k)}
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(todo) + len(dense_todo), desc="compare", unit="run", disable=not progress,
-               dynamic_ncols=True, file=sys.stderr)
     try:
-        with bar:
-            for spec in todo:
-                for variant, seed in sorted({(spec.variant, spec.seed), ("plain", spec.seed)}):
-                    if (variant, seed) in dense_todo:
-                        bar.set_postfix_str(f"dense-{variant}-s{seed}")
-                        ctx.dense(variant, seed)
-                        dense_todo.discard((variant, seed))
-                        bar.update()
-                bar.set_postfix_str(spec.name)
-                try:
-                    run_one(ctx, spec, _run_dir(out, spec), save_model=save_models == "all" or spec in keep)
-                    (_run_dir(out, spec) / "error.txt").unlink(missing_ok=True)
-                    result.computed.append(spec.name)
-                except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
-                    if os.environ.get("NETGRAPH_DEBUG"):
-                        raise
-                    result.failed[spec.name] = f"{type(error).__name__}: {error_line(error)}"
-                    atomic_write_text(_run_dir(out, spec) / "error.txt", traceback.format_exc())
-                bar.update()
+        _run_missing(ctx, specs, result, save_models, progress)
     except KeyboardInterrupt:
         done = sum(_finished(out, s) for s in specs)
         raise SweepInterrupted(
@@ -287,6 +217,41 @@ def compare(
     return result
 
 
+def _run_missing(ctx: SweepContext, specs: Sequence[RunSpec], result: CompareResult, save_models: str,
+                 progress: bool) -> None:
+    """Run every unfinished run of ``specs`` (and the dense runs they need, once),
+    recording in ``result`` which were computed and which failed: a failed run
+    leaves ``error.txt`` and no record, so the next invocation retries it."""
+    from tqdm import tqdm
+
+    out = result.out
+    keep = set(path_runs(ctx.config)) if save_models == "paths" else set()
+    todo = [s for s in specs if not _finished(out, s)]
+    dense_todo = {(s.variant, s.seed) for s in todo} | {("plain", s.seed) for s in todo}
+    dense_todo = {k for k in dense_todo if not ctx.dense_done(*k)}
+    bar = tqdm(total=len(todo) + len(dense_todo), desc="compare", unit="run", disable=not progress,
+               dynamic_ncols=True, file=sys.stderr)
+    with bar:
+        for spec in todo:
+            for variant, seed in sorted({(spec.variant, spec.seed), ("plain", spec.seed)}):
+                if (variant, seed) in dense_todo:
+                    bar.set_postfix_str(f"dense-{variant}-s{seed}")
+                    ctx.dense(variant, seed)
+                    dense_todo.discard((variant, seed))
+                    bar.update()
+            bar.set_postfix_str(spec.name)
+            try:
+                run_one(ctx, spec, _run_dir(out, spec), save_model=save_models == "all" or spec in keep)
+                (_run_dir(out, spec) / "error.txt").unlink(missing_ok=True)
+                result.computed.append(spec.name)
+            except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
+                if os.environ.get("NETGRAPH_DEBUG"):
+                    raise
+                result.failed[spec.name] = f"{type(error).__name__}: {error_line(error)}"
+                atomic_write_text(_run_dir(out, spec) / "error.txt", traceback.format_exc())
+            bar.update()
+
+
 # --- tables ---------------------------------------------------------------------------------
 
 
@@ -301,25 +266,11 @@ def load_rows(out: str | os.PathLike, specs: Sequence[RunSpec]) -> list[dict[str
     return rows
 
 
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return json.dumps(value)
-    return value
-
-
 def write_tables(out: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """``results.json`` (every key) and ``results.csv`` (all but ``layers``; lists as
     JSON, None as an empty cell)."""
     atomic_write_json(out / "results.json", list(rows))
-    columns = [k for k in RESULT_KEYS if k != "layers"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _csv_value(row[k]) for k in columns})
-    atomic_write_text(out / "results.csv", buffer.getvalue())
+    atomic_write_text(out / "results.csv", csv_text(rows, [k for k in RESULT_KEYS if k != "layers"]))
 
 
 # --- critical compression -------------------------------------------------------------------
@@ -445,12 +396,9 @@ def _level_header(compression: float) -> str:
     return f"{level_label(compression)}x"
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def accuracy_table(rows: Sequence[Mapping[str, Any]], protocol: str, levels: Sequence[float]) -> list[list[str]]:
-    """Markdown cells: one row per method, mean accuracy after fine-tuning (%) per level;
+def accuracy_table(rows: Sequence[Mapping[str, Any]], protocol: str, levels: Sequence[float]) -> list[dict[str, str]]:
+    """Markdown rows: one per method, with the accuracy after fine-tuning (%) per level
+    (keyed by its header), mean ± std over seeds (the mean alone for one seed);
     ``†`` disconnected in some seed, ``*`` a layer collapsed (but connected)."""
     cells: dict[str, dict[float, list[Mapping]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
@@ -458,23 +406,20 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]], protocol: str, levels: Seq
             cells[row["method"]][float(row["target_compression"])].append(row)
     table = []
     for method in sorted(cells, key=_method_order):
-        line = [method]
+        line = {"method": method}
         for level in levels:
             runs = cells[method].get(float(level), [])
+            accuracies = [r["accuracy_after_finetune"] for r in runs]
             if not runs:
-                line.append("")
-                continue
-            mean = 100 * sum(r["accuracy_after_finetune"] for r in runs) / len(runs)
+                text = ""
+            elif len(runs) == 1:
+                text = f"{100 * mean_std(accuracies)[0]:.1f}"
+            else:
+                text = pm(accuracies)
             mark = "†" if any(r["disconnected"] for r in runs) else ("*" if any(r["collapsed_layers"] for r in runs) else "")
-            line.append(f"{mean:.1f}{mark}")
+            line[_level_header(level)] = text + mark
         table.append(line)
     return table
-
-
-def _markdown(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines)
 
 
 def _dense_accuracies(ctx: SweepContext, config: SweepConfig) -> dict[str, float]:
@@ -514,7 +459,7 @@ def write_summary(out: Path, config: SweepConfig, result: CompareResult, ctx: Sw
         f"- runs: {len(rows)} finished ({len(result.computed)} computed now, {len(result.skipped)} resumed"
         + (f", {len(result.failed)} failed" if result.failed else "") + f"); wall time {result.seconds:.0f} s",
         "",
-        f"## Test accuracy (%), mean over {len(config.seeds)} seed(s)",
+        f"## Test accuracy (%), mean{' ± std' if len(config.seeds) > 1 else ''} over {len(config.seeds)} seed(s)",
         "",
         "After training (init) or fine-tuning (post). † disconnected in some seed; * a layer collapsed.",
     ]
@@ -523,7 +468,7 @@ def write_summary(out: Path, config: SweepConfig, result: CompareResult, ctx: Sw
         body = accuracy_table(rows, protocol, config.levels)
         if body:
             what = "pruned at initialisation, then trained" if protocol == "init" else "pruned after training, then fine-tuned"
-            lines += ["", f"### {protocol}: {what}", "", _markdown(headers, body)]
+            lines += ["", f"### {protocol}: {what}", "", markdown_table(body, headers)]
     lines += [
         "",
         "## Critical compression",
@@ -531,14 +476,13 @@ def write_summary(out: Path, config: SweepConfig, result: CompareResult, ctx: Sw
         "Critical: the last level before the first at which, in some seed, a layer "
         "collapsed or the network disconnected; then the first disconnected level.",
         "",
-        _markdown(
-            ["protocol", "method", "critical", "first disconnected", "first collapse"],
-            [[r["protocol"], r["method"],
-              _level_header(r["critical_compression"]) if r["critical_compression"] else "none",
-              _level_header(r["first_disconnected"]) if r["first_disconnected"] else "never",
-              _level_header(r["first_collapsed"]) if r["first_collapsed"] else "never"]
-             for r in result.critical],
-        ),
+        markdown_table([
+            {"protocol": r["protocol"], "method": r["method"],
+             "critical": _level_header(r["critical_compression"]) if r["critical_compression"] else "none",
+             "first disconnected": _level_header(r["first_disconnected"]) if r["first_disconnected"] else "never",
+             "first collapse": _level_header(r["first_collapsed"]) if r["first_collapsed"] else "never"}
+            for r in result.critical
+        ], ["protocol", "method", "critical", "first disconnected", "first collapse"]),
     ]
     # The figures drawn now, else those an earlier invocation drew (resumed with figures off).
     pngs = sorted(p for p in result.figures if p.suffix == ".png") or sorted((out / "figures").glob("*.png"))

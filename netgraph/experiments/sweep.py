@@ -30,7 +30,6 @@ normalisation, activations and pooling are not counted.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import platform
 import time
@@ -48,6 +47,7 @@ from netgraph.atomic import atomic_torch_save, atomic_write_json, atomic_write_t
 from netgraph.connectivity.report import ConnectivityReport, analyze
 from netgraph.device import pick_device
 from netgraph.errors import NetgraphError
+from netgraph.experiments.store import finished, resume, write_record
 from netgraph.graph.tracer import trace
 from netgraph.pruning import (
     METHODS,
@@ -385,7 +385,8 @@ class SweepContext:
         return self.out / "dense" / f"{variant}-s{seed}"
 
     def dense_done(self, variant: str, seed: int) -> bool:
-        return (self.dense_dir(variant, seed) / METRICS).exists()
+        folder = self.dense_dir(variant, seed)
+        return finished(folder / METRICS, folder / MODEL)
 
 
 class RunLog:
@@ -418,37 +419,37 @@ def _history_lines(log: RunLog, label: str, result) -> None:
 
 def run_dense(ctx: SweepContext, variant: str, seed: int) -> DenseRun:
     """Train (or read back) the dense network of ``variant`` for ``seed``:
-    ``OUT/dense/<variant>-s<seed>/`` holds ``model.pt``, ``metrics.json``, ``log.txt``."""
+    ``OUT/dense/<variant>-s<seed>/`` holds ``model.pt``, ``log.txt`` and, written
+    last, ``metrics.json``."""
     if variant not in DENSE_VARIANTS:
         raise NetgraphError(f"unknown dense variant {variant!r}")
     folder = ctx.dense_dir(variant, seed)
-    if (folder / METRICS).exists() and (folder / MODEL).exists():
-        metrics = json.loads((folder / METRICS).read_text())
-        state = torch.load(folder / MODEL, map_location="cpu", weights_only=True)
-        return DenseRun(state, float(metrics["accuracy"]))
     config = ctx.config
-    log = RunLog()
-    lambda_r = config.lambda_r if variant == "connect" else 0.0
-    lambda_1 = config.lambda_1 if variant == "l1" else 0.0
-    params = {"variant": variant, "seed": seed, "epochs": config.epochs, "lambda_r": lambda_r, "lambda_1": lambda_1}
-    atomic_write_json(folder / PARAMS, params)
-    model = ctx.fresh_model(seed)
-    regularizer = None
-    if lambda_r > 0:
-        from netgraph.connect.regularizer import CoNNect
 
-        regularizer = CoNNect(model, input_shape=ctx.input_shape)
-    log(f"dense {variant} training of {config.model} on {config.dataset}, seed {seed}, "
-        f"{config.epochs} epochs, lambda_r {lambda_r}, lambda_1 {lambda_1}")
-    result = ctx.train(model, config.epochs, seed, regularizer, lambda_r, lambda_1)
-    _history_lines(log, "dense", result)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    atomic_torch_save(state, folder / MODEL)
-    log(f"done: accuracy {result.final_accuracy:.4f}")
-    atomic_write_text(folder / LOG, log.text())
-    atomic_write_json(folder / METRICS, {**params, "accuracy": result.final_accuracy,
-                                         "history": result.history, "seconds": log.seconds})
-    return DenseRun(state, result.final_accuracy)
+    def compute() -> dict[str, Any]:
+        log = RunLog()
+        lambda_r = config.lambda_r if variant == "connect" else 0.0
+        lambda_1 = config.lambda_1 if variant == "l1" else 0.0
+        params = {"variant": variant, "seed": seed, "epochs": config.epochs, "lambda_r": lambda_r, "lambda_1": lambda_1}
+        atomic_write_json(folder / PARAMS, params)
+        model = ctx.fresh_model(seed)
+        regularizer = None
+        if lambda_r > 0:
+            from netgraph.connect.regularizer import CoNNect
+
+            regularizer = CoNNect(model, input_shape=ctx.input_shape)
+        log(f"dense {variant} training of {config.model} on {config.dataset}, seed {seed}, "
+            f"{config.epochs} epochs, lambda_r {lambda_r}, lambda_1 {lambda_1}")
+        result = ctx.train(model, config.epochs, seed, regularizer, lambda_r, lambda_1)
+        _history_lines(log, "dense", result)
+        atomic_torch_save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, folder / MODEL)
+        log(f"done: accuracy {result.final_accuracy:.4f}")
+        atomic_write_text(folder / LOG, log.text())
+        return {**params, "accuracy": result.final_accuracy, "history": result.history, "seconds": log.seconds}
+
+    metrics = resume(folder / METRICS, compute, companions=[folder / MODEL])
+    state = torch.load(folder / MODEL, map_location="cpu", weights_only=True)
+    return DenseRun(state, float(metrics["accuracy"]))
 
 
 # --- one run --------------------------------------------------------------------------
@@ -529,7 +530,7 @@ def run_one(ctx: SweepContext, spec: RunSpec, run_dir: Path, save_model: bool = 
     atomic_write_text(run_dir / LOG, log.text())
     metrics = {**row, "name": spec.name, "seconds": log.seconds, "history": result.history,
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_json(run_dir / METRICS, metrics)
+    write_record(run_dir / METRICS, metrics)
     return metrics
 
 
