@@ -10,6 +10,7 @@ finished ones instead of recomputing them. Delete a unit's JSON (or the whole
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from netgraph.atomic import atomic_write
 from netgraph.plots.style import method_color, method_marker
+
+logging.basicConfig(level=logging.INFO, format="%(message)s")  # the package's progress notes, on stderr
 
 REPO = Path(__file__).resolve().parent.parent
 FIGURES = REPO / "figures"

@@ -28,11 +28,12 @@ class Counter:
         return self.value
 
 
-def test_a_finished_unit_is_read_back_not_recomputed(tmp_path, capsys):
+def test_a_finished_unit_is_read_back_not_recomputed(tmp_path, caplog):
+    caplog.set_level("INFO", logger="netgraph")
     compute = Counter({"acc": np.float64(0.5), "loss": math.inf, "shape": (1, 2), "n": torch.tensor(3)})
     first = run_unit(tmp_path, ("dense", "mlp", "seed0"), compute)
     assert first == {"acc": 0.5, "loss": None, "shape": [1, 2], "n": 3}  # JSON types, inf -> None
-    assert "[done] dense/mlp/seed0" in capsys.readouterr().err
+    assert "[done] dense/mlp/seed0" in caplog.text  # a progress note on the package's logger
     assert run_unit(tmp_path, ("dense", "mlp", "seed0"), compute) == first
     assert compute.calls == 1
     assert json.loads(unit_path(tmp_path, "dense", "mlp", "seed0").read_text()) == first

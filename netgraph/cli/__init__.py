@@ -8,6 +8,7 @@ becomes one line too (``--debug`` or ``NETGRAPH_DEBUG=1`` for the traceback).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -34,8 +35,11 @@ FLAGS = {
     "out=": "--out",
     "force=True": "--force",
     "resume=True": "--resume",
+    "protocols=": "--protocols",
 }
-_PARAMETER = re.compile("|".join(re.escape(k) for k in sorted(FLAGS, key=len, reverse=True)) + r"(?![\w\[=])")
+_PARAMETER = re.compile(
+    r"(?<![\w-])(?:" + "|".join(re.escape(k) for k in sorted(FLAGS, key=len, reverse=True)) + r")(?![\w\[=])"
+)
 
 
 def as_flags(message: str) -> str:
@@ -53,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args:  # bare ``netgraph``: the help, and success
         args = ["--help"]
     debug = bool(os.environ.get("NETGRAPH_DEBUG"))
+    _log_to_stderr()
     try:
         result = app(args=args, standalone_mode=False, prog_name="netgraph")
     except NetgraphError as error:
@@ -73,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(error).__name__}: {first_line(error, '(no message)')}", file=sys.stderr)
         return 1
     return int(result) if isinstance(result, int) else 0
+
+
+def _log_to_stderr() -> None:
+    """The library logs progress notes (``netgraph.*`` loggers); the CLI shows them on stderr."""
+    package = logging.getLogger("netgraph")
+    if not package.handlers:
+        handler = logging.StreamHandler()  # resolves sys.stderr at each write (captured in tests)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
 
 
 def entrypoint() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -74,7 +75,8 @@ def compare_command(
         score_batches=score_batches, batch_size=batch_size, lr=lr, data_root=data_root, device=device,
     )
     try:
-        result = compare(config, out, force=force, progress=progress, save_models=save_models, figures=figures)
+        result = compare(config, out, force=force, progress=progress, save_models=save_models, figures=figures,
+                         debug=bool(os.environ.get("NETGRAPH_DEBUG")))
     except SweepInterrupted as stop:
         print(f"error: {stop}", file=sys.stderr)
         raise typer.Exit(130) from None

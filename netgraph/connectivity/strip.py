@@ -22,9 +22,9 @@ from torch import nn
 from netgraph.connectivity.propagate import Flows
 from netgraph.connectivity.report import alive_weight_masks
 from netgraph.errors import NetgraphError
-from netgraph.modes import eval_mode
 from netgraph.graph.channels import Block, ChannelGraph, layer_key
 from netgraph.graph.weights import DenseWeight
+from netgraph.modes import eval_mode
 from netgraph.training.checkpoint import save_checkpoint
 
 

@@ -27,6 +27,7 @@ others finished; re-running retries it. See :mod:`netgraph.experiments.sweep` fo
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -61,6 +62,8 @@ from netgraph.experiments.sweep import (
 )
 from netgraph.experiments.tables import csv_text, markdown_table, mean_std, pm
 from netgraph.text import error_line
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CompareResult",
@@ -165,6 +168,7 @@ def compare(
     progress: bool = True,
     save_models: str = "paths",
     figures: bool = True,
+    debug: bool = False,
 ) -> CompareResult:
     """Run (or resume) the sweep ``config`` into ``out`` and write the tables,
     ``critical.json``, ``summary.md`` and (``figures``) the figures.
@@ -173,7 +177,8 @@ def compare(
     figures draw, 'all' for every run, 'none' for none. Raises
     :class:`~netgraph.errors.NetgraphError` on bad input, before anything is
     written, and after the sweep if some runs failed (the others are kept);
-    :class:`SweepInterrupted` on Ctrl-C (finished runs are kept).
+    :class:`SweepInterrupted` on Ctrl-C (finished runs are kept). With ``debug`` a
+    failing run raises at once instead of being recorded in its ``error.txt``.
     """
     started = time.perf_counter()
     if save_models not in SAVE_MODELS:
@@ -189,7 +194,7 @@ def compare(
     specs = plan(config)
     result = CompareResult(out, [], [], skipped=[s.name for s in specs if _finished(out, s)])
     try:
-        _run_missing(ctx, specs, result, save_models, progress)
+        _run_missing(ctx, specs, result, save_models, progress, debug)
     except KeyboardInterrupt:
         done = sum(_finished(out, s) for s in specs)
         raise SweepInterrupted(
@@ -203,7 +208,7 @@ def compare(
     atomic_write_json(out / "critical.json", {"definition": CRITICAL_DEFINITION, "critical": result.critical})
     if figures:
         if progress:
-            print(f"compare: drawing figures into {out / 'figures'}", file=sys.stderr)
+            logger.info("compare: drawing figures into %s", out / "figures")
         written, notes = write_figures(out, config, result.rows, ctx)
         result.figures, result.notes = written, result.notes + notes
     result.seconds = time.perf_counter() - started
@@ -218,7 +223,7 @@ def compare(
 
 
 def _run_missing(ctx: SweepContext, specs: Sequence[RunSpec], result: CompareResult, save_models: str,
-                 progress: bool) -> None:
+                 progress: bool, debug: bool) -> None:
     """Run every unfinished run of ``specs`` (and the dense runs they need, once),
     recording in ``result`` which were computed and which failed: a failed run
     leaves ``error.txt`` and no record, so the next invocation retries it."""
@@ -245,7 +250,7 @@ def _run_missing(ctx: SweepContext, specs: Sequence[RunSpec], result: CompareRes
                 (_run_dir(out, spec) / "error.txt").unlink(missing_ok=True)
                 result.computed.append(spec.name)
             except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
-                if os.environ.get("NETGRAPH_DEBUG"):
+                if debug:
                     raise
                 result.failed[spec.name] = f"{type(error).__name__}: {error_line(error)}"
                 atomic_write_text(_run_dir(out, spec) / "error.txt", traceback.format_exc())

@@ -17,11 +17,11 @@ the other one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 import shutil
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +30,8 @@ from typing import Any
 from netgraph.atomic import atomic_write_json
 from netgraph.errors import NetgraphError
 from netgraph.text import bounded_list
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "claim_out",
@@ -94,7 +96,7 @@ def resume(record: Path, compute: Callable[[], Any], *, companions: Sequence[Pat
     started = time.perf_counter()
     write_record(record, compute())
     if label is not None:
-        print(f"[done] {label} in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+        logger.info("[done] %s in %.1fs", label, time.perf_counter() - started)
     return read_record(record)
 
 
@@ -139,7 +141,7 @@ def claim_out(out: Path, identity: Mapping[str, Any], *, identity_file: str, fie
     (its finished units can be resumed).
     """
     if out.exists() and not out.is_dir():
-        raise NetgraphError(f"--out {out} is a file, not a directory: choose a directory")
+        raise NetgraphError(f"out={out} is a file, not a directory: choose a directory")
     marker = out / identity_file
     wanted = json.loads(json.dumps(identity))  # the identity as it reads back from JSON
     if marker.exists():
@@ -149,14 +151,14 @@ def claim_out(out: Path, identity: Mapping[str, Any], *, identity_file: str, fie
             return True
         if not force:
             if saved is None:
-                raise NetgraphError(f"{marker} is not a netgraph {field} description: use another --out or --force")
+                raise NetgraphError(f"{marker} is not a netgraph {field} description: choose another out= or force=True")
             diff = _differences(saved, wanted)
             raise NetgraphError(
-                f"{out} holds a different {field} ({bounded_list(diff, 2, '; ')}): use another --out, "
-                "or --force to delete its results"
+                f"{out} holds a different {field} ({bounded_list(diff, 2, '; ')}): choose another out= "
+                "or force=True to delete its results"
             )
     elif any((out / name).exists() for name in units) and not force:
-        raise NetgraphError(f"{out} holds runs but no {identity_file}: use another --out, or --force to delete them")
+        raise NetgraphError(f"{out} holds runs but no {identity_file}: choose another out= or force=True to delete them")
     if force:
         for name in owned:
             target = out / name

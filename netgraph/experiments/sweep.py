@@ -198,7 +198,7 @@ class SweepConfig:
             if idle:
                 raise NetgraphError(
                     f"method {idle[0]} runs only in the {'/'.join(protocols_of(idle[0]))} protocol, "
-                    f"which is not among --protocols {','.join(self.protocols)}"
+                    f"which is not among protocols= {','.join(self.protocols)}"
                 )
         self.methods = sorted(methods, key=valid.index)  # one order: the same sweep whatever the listing
         self.levels = parse_levels(self.levels)
