@@ -43,6 +43,14 @@ class Flows:
         log of the path sum; ``-inf`` when the network is disconnected.
     reached, reaches_output : numpy.ndarray of bool
         Reachability from an input and to an output, over nonzero weights.
+
+    Examples
+    --------
+    >>> import netgraph as ng
+    >>> from torch import nn
+    >>> result = ng.flows(ng.trace(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), input_shape=(4,)))
+    >>> result.disconnected, int(result.alive.sum()), round(float(result.centrality()[result.graph.output_nodes].sum()), 6)
+    (False, 9, 1.0)
     """
 
     graph: ChannelGraph

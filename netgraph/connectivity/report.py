@@ -49,6 +49,17 @@ class ConnectivityReport:
     ``to_dict()`` is the JSON report (``netgraph analyze --json``; README lists the
     keys). ``bottleneck`` is the layer keeping the smallest share of its weights
     alive, or, in a disconnected net, the layer where the inputs die.
+
+    Examples
+    --------
+    >>> import netgraph as ng
+    >>> model = ng.build_model("lenet300")
+    >>> _ = ng.prune(model, "magnitude", compression=1000)
+    >>> report = ng.analyze(ng.trace(model, input_shape=(1, 28, 28)))
+    >>> report.disconnected, report.bottleneck in report.collapsed_layers
+    (True, True)
+    >>> sorted(report.to_dict())[:4]
+    ['alive', 'bottleneck', 'collapsed_layers', 'constant_units']
     """
 
     model: str

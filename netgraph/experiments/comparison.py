@@ -173,12 +173,50 @@ def compare(
     """Run (or resume) the sweep ``config`` into ``out`` and write the tables,
     ``critical.json``, ``summary.md`` and (``figures``) the figures.
 
-    ``save_models``: 'paths' keeps ``model.pt`` for the runs the surviving-paths
-    figures draw, 'all' for every run, 'none' for none. Raises
-    :class:`~netgraph.errors.NetgraphError` on bad input, before anything is
-    written, and after the sweep if some runs failed (the others are kept);
-    :class:`SweepInterrupted` on Ctrl-C (finished runs are kept). With ``debug`` a
-    failing run raises at once instead of being recorded in its ``error.txt``.
+    One directory per run; a run's ``metrics.json`` is written last and marks it
+    finished, so calling again with the same config resumes and skips finished runs.
+
+    Parameters
+    ----------
+    config : SweepConfig
+        Model, dataset, methods, protocols (``init``, ``post``), levels, seeds, budgets.
+    out : str or PathLike
+        The output directory; one that holds a different sweep is refused unless ``force``.
+    force : bool
+        Delete the results of a different sweep found in ``out``.
+    progress : bool
+        Show a progress bar.
+    save_models : {"paths", "all", "none"}
+        Keep ``model.pt`` for the runs the surviving-paths figures draw, for every
+        run, or for none.
+    figures : bool
+        Draw the figures into ``out/figures``.
+    debug : bool
+        A failing run raises at once instead of being recorded in its ``error.txt``.
+
+    Returns
+    -------
+    CompareResult
+        ``rows`` (one dict per run), ``critical`` (critical compression per method
+        and protocol), what was computed, skipped and failed.
+
+    Raises
+    ------
+    NetgraphError
+        On bad input, before anything is written; after the sweep if some runs
+        failed (the others are kept).
+    SweepInterrupted
+        On Ctrl-C; finished runs are kept.
+
+    Examples
+    --------
+    >>> import tempfile, netgraph as ng
+    >>> from netgraph.experiments import SweepConfig
+    >>> config = SweepConfig(model="mlp", dataset="synthetic", methods=["magnitude", "synflow"],
+    ...                      levels=[10, 100], protocols=["init"], epochs=1)
+    >>> result = ng.compare(config, tempfile.mkdtemp(), progress=False, figures=False)
+    >>> [(row["method"], row["target_compression"]) for row in result.rows]
+    [('magnitude', 10.0), ('magnitude', 100.0), ('synflow', 10.0), ('synflow', 100.0)]
     """
     started = time.perf_counter()
     if save_models not in SAVE_MODELS:
