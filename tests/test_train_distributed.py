@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import torch
+from torch import nn
 
 SCRIPT = textwrap.dedent('''
     import json, sys
@@ -71,3 +72,54 @@ def test_torchrun_two_ranks_train_identically(tmp_path: Path) -> None:
 
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["test_accuracy"] == ranks[0]["accuracy"]
+
+
+EQUIVALENCE = textwrap.dedent('''
+    import os, sys
+    from pathlib import Path
+
+    import torch
+    from torch import nn
+
+    import netgraph as ng
+    from netgraph.training.data import DataSplits, make_loaders
+    from netgraph.training.engine import cleanup_distributed, setup_distributed
+
+    out = Path(sys.argv[1])
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank, world, _ = setup_distributed(world, int(os.environ.get("LOCAL_RANK", 0)))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 8, generator=g)  # 200 = 6 global batches of 32 and one of 8
+    data = torch.utils.data.TensorDataset(x, (x[:, 0] + x[:, 1] > 0).long())
+    splits = DataSplits(data, data, (8,), 2, "synthetic")
+    train_loader, test_loader = make_loaders(splits, 32, seed=3, distributed=world > 1)
+    torch.manual_seed(0)  # the same initial weights in every process
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
+    config = ng.TrainConfig(epochs=2, lr=0.05, lambda_1=1e-3, lambda_r=0.1, weight_decay=0.0)
+    ng.train(model, train_loader, test_loader, config, regularizer=ng.CoNNect(model, input_shape=(8,)), progress=False)
+    if rank == 0:
+        torch.save(model.state_dict(), out / f"world{world}.pt")
+    cleanup_distributed()
+''')
+
+
+def test_two_ranks_take_the_same_steps_as_one_process(tmp_path: Path) -> None:
+    """One global sample order sharded across ranks, the task loss averaged over the
+    global batch (the last one is smaller: 8 = 4 + 4), CoNNect and L1 counted once.
+    Only float reduction order differs, so weights agree to float32 rounding."""
+    script = tmp_path / "equivalence.py"
+    script.write_text(EQUIVALENCE)
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = Path(sys.executable).parent / "torchrun"
+    double = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = (torch.load(tmp_path / f"world{w}.pt", weights_only=True) for w in (1, 2))
+    torch.manual_seed(0)
+    initial = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
+    for key in one:
+        assert (one[key] - initial.state_dict()[key]).abs().max() > 1e-3, key  # it trained
+        assert torch.allclose(one[key], two[key], rtol=0, atol=2e-6), (key, (one[key] - two[key]).abs().max())

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, TensorDataset
 
 from netgraph.device import pick_device
 from netgraph.errors import NetgraphError
@@ -75,8 +75,11 @@ def make_loaders(
 ) -> tuple[DataLoader, DataLoader]:
     """Train and test loaders whose train order depends only on ``seed``.
 
-    With ``distributed`` each rank trains on its own shard, but every rank sees the
-    whole test set: a padded distributed test shard would double-count samples.
+    ``batch_size`` is the global batch. With ``distributed`` each rank trains on its
+    share of every global batch of the single-process order
+    (:class:`ShardedBatchSampler`), so a ``torchrun`` job takes the same steps as one
+    process; every rank sees the whole test set (a padded distributed test shard
+    would double-count samples).
     """
     if batch_size < 1:
         raise NetgraphError(f"batch size must be at least 1, got {batch_size}")
@@ -89,12 +92,41 @@ def make_loaders(
     if distributed:
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             raise NetgraphError("distributed loading needs an initialised process group")
-        sampler = DistributedSampler(splits.train, shuffle=True, seed=seed)
-        train = DataLoader(splits.train, sampler=sampler, **common)
+        sharded = ShardedBatchSampler(splits.train, batch_size, seed, torch.distributed.get_rank(),
+                                      torch.distributed.get_world_size())
+        # The loader draws its workers' base seed from the same generator, as in one process.
+        train = DataLoader(splits.train, batch_sampler=sharded, generator=sharded.generator,
+                           **{k: v for k, v in common.items() if k != "batch_size"})
     else:
         generator = torch.Generator().manual_seed(seed)
         train = DataLoader(splits.train, shuffle=True, generator=generator, **common)
     return train, DataLoader(splits.test, shuffle=False, **common)
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """One rank's share of the single-process batches.
+
+    Every rank shuffles exactly as ``DataLoader(shuffle=True, generator=seeded)`` does
+    in one process (a :class:`RandomSampler` on a generator seeded alike, cut into
+    global batches of ``batch_size``), and takes every ``world_size``-th sample of each
+    global batch, starting at its ``rank``. Rank shares of one step thus add up to the
+    single-process batch of that step. A final global batch smaller than the number of
+    ranks is dropped on every rank (a rank with no sample would stall the others).
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.generator = torch.Generator().manual_seed(seed)  # the engine saves and restores it on resume
+        self.batches = BatchSampler(RandomSampler(dataset, generator=self.generator), batch_size, drop_last=False)
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self):
+        for batch in self.batches:
+            if len(batch) < self.world_size:
+                return
+            yield batch[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 # --- tensor-backed datasets -------------------------------------------------------

@@ -49,6 +49,7 @@ from netgraph.modes import eval_mode
 from netgraph.parameters import effective_weight, prunable_parameters
 from netgraph.text import bounded_list
 from netgraph.training.checkpoint import check_state_matches, read_torch_file
+from netgraph.training.data import ShardedBatchSampler
 from netgraph.training.distributed import (
     all_reduce_sum,
     barrier,
@@ -56,6 +57,7 @@ from netgraph.training.distributed import (
     cleanup_distributed,
     get_rank,
     get_world_size,
+    is_distributed,
     process_device,
     setup_distributed,
     wrap_ddp,
@@ -223,7 +225,8 @@ def _all_finite(tensors: Iterable[Tensor]) -> bool:
 
 def _loader_generators(loader: DataLoader) -> list[torch.Generator]:
     """The private generators a loader shuffles with (none for the global RNG)."""
-    found = [getattr(loader, "generator", None), getattr(loader.sampler, "generator", None)]
+    found = [getattr(loader, "generator", None), getattr(loader.sampler, "generator", None),
+             getattr(loader.batch_sampler, "generator", None)]
     return list({id(g): g for g in found if g is not None}.values())
 
 
@@ -292,7 +295,7 @@ def _train_step(s: _Session, inputs: Tensor, targets: Tensor, lambda_r: float, s
     gradient skips the update."""
     s.optimizer.zero_grad(set_to_none=True)
     with torch.autocast(s.device.type, dtype=torch.float16, enabled=s.amp):
-        task = F.cross_entropy(s.net(inputs), targets).float()
+        task = _task_loss(s.net(inputs), targets)
     terms = {"task_loss": task}
     loss = task
     if lambda_r > 0:
@@ -320,6 +323,19 @@ def _train_step(s: _Session, inputs: Tensor, targets: Tensor, lambda_r: float, s
     else:
         stats.count("skipped_steps")
     s.scaler.update()
+
+
+def _task_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy averaged over the *global* batch.
+
+    DDP averages gradients over ranks, which equals the global mean only when every
+    rank holds as many samples; so each rank sums its losses and divides by the
+    global count over the world size (one tiny all-reduce). A single process takes
+    the plain mean."""
+    if not is_distributed():
+        return F.cross_entropy(logits, targets).float()
+    count = all_reduce_sum(torch.tensor(float(targets.numel()), device=logits.device))
+    return F.cross_entropy(logits, targets, reduction="sum").float() * get_world_size() / count
 
 
 def _run_epoch(s: _Session, train_loader: DataLoader, test_loader: DataLoader, epoch: int,
@@ -483,7 +499,8 @@ def train(
     dataset, input shape, mode: JSON values); checkpoints record it and resuming
     refuses a checkpoint of another run. Under ``torchrun`` the caller joins the
     process group first (:func:`setup_distributed`); the train loader should then
-    use a DistributedSampler (``make_loaders(..., distributed=True)``).
+    be sharded (``make_loaders(..., distributed=True)``: the single-process batches,
+    split across ranks, so the job takes the same steps as one process).
 
     Examples
     --------
@@ -504,8 +521,10 @@ def train(
     if resume and out_dir is None:
         raise NetgraphError("resume needs an output directory")
     rank, world_size, device = get_rank(), get_world_size(), process_device(config.device)
-    if world_size > 1 and not isinstance(train_loader.sampler, DistributedSampler):
-        warnings.warn("distributed training without a DistributedSampler: every rank sees the whole dataset",
+    sharded = isinstance(train_loader.sampler, DistributedSampler) or isinstance(
+        train_loader.batch_sampler, ShardedBatchSampler)
+    if world_size > 1 and not sharded:
+        warnings.warn("distributed training with an unsharded loader: every rank sees the whole dataset",
                       RuntimeWarning, stacklevel=2)
     seed_everything(config.seed)
     model.to(device)
