@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +15,7 @@ from netgraph.atomic import atomic_write_json
 from netgraph.cli.app import app
 from netgraph.cli.paths import RUN_FILES, run_directory
 from netgraph.errors import NetgraphError
+from netgraph.training.runlock import run_lock
 
 Method = Annotated[str, typer.Option(help="Pruning method (random, magnitude, magnitude_layerwise, snip, grasp, synflow, connect).")]
 
@@ -75,15 +77,18 @@ def train_command(
               "num_classes": splits.num_classes, "structured": structured}
     rank, world_size, _ = setup_distributed(int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
     try:
-        if force and rank == 0:
-            for name in RUN_FILES:
-                (out / name).unlink(missing_ok=True)
         train_loader, test_loader = make_loaders(splits, batch_size, seed=seed, distributed=world_size > 1)
         regularizer = _regularizer(net, shape, lambda_r, structured)
-        if rank == 0 and not resume:
-            atomic_write_json(out / "params.json", {**params, "config": asdict(config)})
-        result = train(net, train_loader, test_loader, config, regularizer=regularizer, out_dir=out, resume=resume,
-                       run=params)
+        with run_lock(out) if rank == 0 else contextlib.nullcontext():
+            if rank == 0:
+                run_directory(out, resume=resume, force=force)  # again, now that no other job can write it
+                if force:
+                    for name in RUN_FILES:
+                        (out / name).unlink(missing_ok=True)
+                if not resume:
+                    atomic_write_json(out / "params.json", {**params, "config": asdict(config)})
+            result = train(net, train_loader, test_loader, config, regularizer=regularizer, out_dir=out,
+                           resume=resume, run=params)
     finally:
         cleanup_distributed()
     if rank == 0:

@@ -24,6 +24,7 @@ A script that works both ways::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -62,6 +63,7 @@ from netgraph.training.distributed import (
     setup_distributed,
     wrap_ddp,
 )
+from netgraph.training.runlock import run_lock
 
 __all__ = [
     "TrainConfig",
@@ -533,16 +535,17 @@ def train(
     session = _Session(model, model, _make_optimizer(model, config), scaler, config, device, amp, regularizer,
                        dict(run or {}))
     out = Path(out_dir) if out_dir is not None else None
-    start, history = _resume(out / CHECKPOINT, session, train_loader) if resume else (0, [])
-    session.net = wrap_ddp(model, device)
     writer = out is not None and rank == 0
-    for epoch in range(start, config.epochs):
-        history.append(_run_epoch(session, train_loader, test_loader, epoch, show=progress and rank == 0))
+    with run_lock(out) if writer else contextlib.nullcontext():  # one job writes a run directory
+        start, history = _resume(out / CHECKPOINT, session, train_loader) if resume else (0, [])
+        session.net = wrap_ddp(model, device)
+        for epoch in range(start, config.epochs):
+            history.append(_run_epoch(session, train_loader, test_loader, epoch, show=progress and rank == 0))
+            if writer:
+                _save_checkpoint(out / CHECKPOINT, session, epoch + 1, history, train_loader)
+                atomic_write_text(out / METRICS, "".join(json.dumps(record) + "\n" for record in history))
         if writer:
-            _save_checkpoint(out / CHECKPOINT, session, epoch + 1, history, train_loader)
-            atomic_write_text(out / METRICS, "".join(json.dumps(record) + "\n" for record in history))
-    if writer:
-        atomic_torch_save(model.state_dict(), out / MODEL)
+            atomic_torch_save(model.state_dict(), out / MODEL)
     barrier()  # files exist on return, whichever rank returns first
     if not history:
         accuracy = evaluate(model, test_loader, device)["accuracy"]
