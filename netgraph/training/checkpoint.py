@@ -148,8 +148,11 @@ def check_state_matches(
 def apply_checkpoint(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
     """Load ``state`` into ``model`` strictly, re-creating pruning masks it carries.
 
-    Mismatched keys or shapes raise :class:`CheckpointError` listing them.
+    Mismatched keys or shapes raise :class:`CheckpointError` listing them, and so
+    does a tensor that holds no real dense values (meta, sparse, complex), before
+    anything is loaded.
     """
+    _check_dense_real(state)
     for key in state:
         if key.endswith("_mask") and f"{key[:-5]}_orig" in state:
             module_name, _, param = key[:-5].rpartition(".")
@@ -162,6 +165,18 @@ def apply_checkpoint(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.
     check_state_matches(model.state_dict(), state, f"checkpoint does not match {type(model).__name__}", OPTIONAL_KEYS)
     model.load_state_dict(state, strict=False)
     return model
+
+
+def _check_dense_real(state: Mapping[str, torch.Tensor]) -> None:
+    """Refuse tensors ``load_state_dict`` would reject with a cut-off message or cast silently."""
+    for key, tensor in state.items():
+        if tensor.is_meta:
+            raise CheckpointError(f"checkpoint tensor {key} is on the meta device: it holds a shape but no values")
+        if tensor.layout != torch.strided:
+            raise CheckpointError(f"checkpoint tensor {key} is {str(tensor.layout).removeprefix('torch.')}, "
+                                  "not a dense tensor: save it with .to_dense()")
+        if tensor.is_complex():
+            raise CheckpointError(f"checkpoint tensor {key} is complex ({tensor.dtype}); weights must be real")
 
 
 def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | Path) -> Path:
