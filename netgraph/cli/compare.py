@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from netgraph.cli.app import app
+from netgraph.cli.paths import writable_directory
 from netgraph.errors import NetgraphError
 
 _LEVELS_HELP = (
@@ -68,6 +69,7 @@ def compare_command(
         parse_levels,
     )
 
+    writable_directory(out, "--out")
     config = SweepConfig(
         model=model, dataset=dataset, methods=_words(methods), protocols=_words(protocols) or [],
         levels=parse_levels(levels), seeds=_seeds(seeds), epochs=epochs, finetune_epochs=finetune_epochs,

@@ -34,12 +34,17 @@ def writable_file(path: Path | None, flag: str) -> None:
     _probe(path.parent if str(path.parent) else Path("."), flag, path)
 
 
-def run_directory(path: Path, flag: str = "--out", resume: bool = False, force: bool = False) -> None:
-    """Refuse an output run directory that is a file, cannot be written, or already holds
-    a run that neither ``--resume`` nor ``--force`` says to continue or replace."""
+def writable_directory(path: Path, flag: str) -> None:
+    """Refuse an output directory that is a file or cannot be written (nothing is created)."""
     if path.exists() and not path.is_dir():
         raise NetgraphError(f"{flag} {path} is a file, not a directory")
     _probe(path, flag, path)
+
+
+def run_directory(path: Path, flag: str = "--out", resume: bool = False, force: bool = False) -> None:
+    """Refuse an output run directory that is a file, cannot be written, or already holds
+    a run that neither ``--resume`` nor ``--force`` says to continue or replace."""
+    writable_directory(path, flag)
     held = [name for name in RUN_FILES if (path / name).exists()]
     if held and not (resume or force):
         raise NetgraphError(

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from netgraph.errors import NetgraphError
-from netgraph.text import first_line
+from netgraph.text import error_line, first_line
 
 Shape = tuple[int, ...]
 
@@ -308,10 +308,12 @@ def _torchvision_model(name: str, num_classes: int, input_shape: Shape | None) -
 def _imported_model(path: str, num_classes: int) -> nn.Module:
     """Call the factory at ``package.module:factory``, with ``num_classes`` if it takes it."""
     module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise NetgraphError(f"model '{path}' must read package.module:factory")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise NetgraphError(f"cannot import module '{module_name}' for model '{path}': {err}") from err
+    except Exception as err:  # noqa: BLE001 - a user's module can fail to import in any way
+        raise NetgraphError(f"cannot import module '{module_name}' for model '{path}': {error_line(err)}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise NetgraphError(f"module '{module_name}' has no callable '{attr}' (model '{path}')")
