@@ -53,6 +53,51 @@ def memoised(key: tuple, owner: object, compute: Callable[[], torch.Tensor]) -> 
     return memo[key][1]
 
 
+class TensorLoader:
+    """Gives a module real tensors for a while (see :func:`loaded`); the streaming
+    analysis (:mod:`netgraph.connectivity.streaming`) reads them from a file."""
+
+    def load(self, module: nn.Module) -> None:
+        raise NotImplementedError
+
+    def unload(self, module: nn.Module) -> None:
+        raise NotImplementedError
+
+
+_LOADER: ContextVar[TensorLoader | None] = ContextVar("netgraph_tensor_loader", default=None)
+
+
+@contextmanager
+def loading_with(loader: TensorLoader) -> Iterator[None]:
+    """Inside the block, :func:`loaded` asks ``loader`` for each module's tensors."""
+    token = _LOADER.set(loader)
+    try:
+        yield
+    finally:
+        _LOADER.reset(token)
+
+
+@contextmanager
+def loaded(*modules: nn.Module | None) -> Iterator[None]:
+    """The modules' own parameters and buffers hold real values inside the block.
+
+    A no-op unless a :func:`loading_with` loader is active: then a model built on
+    the meta device is read one module at a time, and each module's tensors are
+    dropped again when the block ends, so nothing is held for the whole model."""
+    loader = _LOADER.get()
+    present = [m for m in dict.fromkeys(modules) if m is not None]
+    if loader is None or not present:
+        yield
+        return
+    for module in present:
+        loader.load(module)
+    try:
+        yield
+    finally:
+        for module in present:
+            loader.unload(module)
+
+
 def effective_weight(module: nn.Module, name: str) -> torch.Tensor:
     """The weight the forward pass uses: ``name_orig * name_mask`` under
     ``torch.nn.utils.prune`` (recomputed, since the cached attribute is only

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 import torch
 
 from netgraph.graph.channels import Block, ChannelGraph
+from netgraph.parameters import loaded
 from netgraph.graph.weights import Aggregation
 
 
@@ -278,7 +279,8 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1") -> Flows:
 
     for block in graph.blocks:
         x, scale = forward.gather(block.src)
-        flow, support = _apply(block, how, x, reached[block.src].astype(np.float64), transpose=False)
+        with loaded(block.source.module):
+            flow, support = _apply(block, how, x, reached[block.src].astype(np.float64), transpose=False)
         forward.assign(block.dst.nodes, group_of[id(block.dst)], flow, scale)
         reached[block.dst.nodes] = support > 0
 
@@ -293,7 +295,8 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1") -> Flows:
         if not reaches[dst].any():
             continue
         backward.normalise(dst, group)
-        flow, support = _apply(block, how, backward.values[dst], reaches[dst].astype(np.float64), transpose=True)
+        with loaded(block.source.module):
+            flow, support = _apply(block, how, backward.values[dst], reaches[dst].astype(np.float64), transpose=True)
         backward.add(block.src, flow, backward.log_scale[group])
         reaches[block.src] |= support > 0
 

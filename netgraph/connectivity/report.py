@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from netgraph.connectivity.propagate import Flows, flows
+from netgraph.parameters import loaded
 from netgraph.graph.channels import Block, ChannelGraph, layer_key
 
 SCHEMA_VERSION = 1
@@ -148,13 +149,16 @@ def _alive_count(blocks: list[Block], weight: torch.Tensor, nonzero: int, result
 def constant_units(block: Block, result: Flows) -> np.ndarray:
     """Local indices of units no input reaches but that add a nonzero constant
     on the way to an output (a bias or a BatchNorm shift)."""
-    bias = block.source.bias()
-    if bias is None:
-        return np.array([], dtype=np.int64)
     nodes = block.dst.nodes
     silent = ~result.reached[nodes] & result.reaches_output[nodes]
-    nonzero = bias.detach().cpu().numpy() != 0
-    return np.flatnonzero(silent & nonzero)
+    if not silent.any():  # the common case: no read of the bias at all
+        return np.array([], dtype=np.int64)
+    with loaded(block.source.module):
+        bias = block.source.bias()
+        if bias is None:
+            return np.array([], dtype=np.int64)
+        nonzero = bias.detach().cpu() != 0
+    return np.flatnonzero(silent & nonzero.numpy())
 
 
 def analyze(graph: ChannelGraph, result: Flows | None = None) -> ConnectivityReport:
@@ -184,7 +188,10 @@ def analyze(graph: ChannelGraph, result: Flows | None = None) -> ConnectivityRep
     """
     result = result if result is not None else flows(graph)
     centrality = result.centrality()  # once, not per block
-    layers = [_layer_report(key, blocks, result, centrality) for key, blocks in graph.layers().items()]
+    layers = []
+    for key, blocks in graph.layers().items():
+        with loaded(*(b.source.module for b in blocks)):
+            layers.append(_layer_report(key, blocks, result, centrality))
     total = sum(layer.parameters for layer in layers)
     nonzero = sum(layer.nonzero for layer in layers)
     alive = sum(layer.alive for layer in layers)

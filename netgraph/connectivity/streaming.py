@@ -1,0 +1,125 @@
+"""Analyse a checkpoint too big to hold: the model lives on the meta device, and each
+module's tensors are read from the safetensors file only while its block is being
+propagated (DESIGN.md section 5).
+
+Forward flows read the blocks in topological order, backward flows in reverse, the
+report once more per layer; every tensor is dropped after use, so memory stays near
+the largest tensor (plus the channel-level vectors) and time near three reads of
+the file.
+
+Examples
+--------
+>>> import tempfile, torch, netgraph as ng
+>>> from safetensors.torch import save_file
+>>> from torch import nn
+>>> def build():
+...     return nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
+>>> path = tempfile.mktemp(suffix=".safetensors")
+>>> save_file(build().state_dict(), path)
+>>> with torch.device("meta"):
+...     model = build()
+>>> report = analyze_streaming(model, path, input_shape=(6,))
+>>> report.parameters, report.disconnected
+(32, False)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from netgraph.connectivity.propagate import flows
+from netgraph.connectivity.report import ConnectivityReport, analyze
+from netgraph.errors import CheckpointError
+from netgraph.graph.tracer import trace
+from netgraph.parameters import TensorLoader, loading_with
+
+__all__ = ["SafetensorsLoader", "analyze_streaming"]
+
+
+class SafetensorsLoader(TensorLoader):
+    """Fills a meta-device module's own tensors from a safetensors file, and empties them.
+
+    Tensors are looked up by every name the model gives them (tied weights are
+    often stored once, under the first name)."""
+
+    def __init__(self, model: nn.Module, path: str | os.PathLike) -> None:
+        self.file = safe_open(str(path), framework="pt")
+        self.path = path
+        stored = set(self.file.keys())
+        names: dict[int, list[str]] = {}
+        for name, tensor in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+            names.setdefault(id(tensor), []).append(name)
+        self.keys: dict[tuple[int, str], str | None] = {}
+        for prefix, module in model.named_modules(remove_duplicate=False):
+            for local, tensor in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
+                if tensor is None:
+                    continue
+                found = [n for n in names[id(tensor)] if n in stored]
+                self.keys[(id(module), local)] = found[0] if found else None
+
+    def _entries(self, module: nn.Module) -> list[tuple[str, str | None, bool]]:
+        own = [(n, True) for n, p in module._parameters.items() if p is not None]
+        own += [(n, False) for n, b in module._buffers.items() if b is not None]
+        return [(local, self.keys.get((id(module), local)), is_param) for local, is_param in own]
+
+    def load(self, module: nn.Module) -> None:
+        for local, key, is_param in self._entries(module):
+            current = module._parameters[local] if is_param else module._buffers[local]
+            if key is None:
+                if current.is_meta:
+                    raise CheckpointError(f"{self.path} has no tensor for {type(module).__name__}.{local}")
+                continue
+            value = self.file.get_tensor(key)
+            if tuple(value.shape) != tuple(current.shape):
+                raise CheckpointError(f"{self.path}: {key} has shape {tuple(value.shape)}, the model "
+                                      f"{tuple(current.shape)}")
+            if is_param:
+                module._parameters[local] = nn.Parameter(value, requires_grad=False)
+            else:
+                module._buffers[local] = value
+
+    def unload(self, module: nn.Module) -> None:
+        for local, key, is_param in self._entries(module):
+            if key is None:
+                continue
+            current = module._parameters[local] if is_param else module._buffers[local]
+            empty = torch.empty_like(current, device="meta")
+            if is_param:
+                module._parameters[local] = nn.Parameter(empty, requires_grad=False)
+            else:
+                module._buffers[local] = empty
+
+
+def analyze_streaming(
+    model: nn.Module,
+    path: str | os.PathLike,
+    example_input: Any = None,
+    input_shape: Sequence[int] | None = None,
+) -> ConnectivityReport:
+    """The connectivity report of ``model`` with the weights of the safetensors ``path``,
+    never holding more than one module's tensors.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Built on the meta device (``with torch.device("meta"): model = ...``), so it
+        costs no memory; it is traced there.
+    path : str or PathLike
+        A ``.safetensors`` state dict of that model.
+    example_input, input_shape
+        As for :func:`netgraph.trace` (a meta-device example input is fine).
+
+    Returns
+    -------
+    ConnectivityReport
+    """
+    loader = SafetensorsLoader(model, path)
+    graph = trace(model, example_input=example_input, input_shape=input_shape)
+    with loading_with(loader), torch.no_grad():
+        return analyze(graph, flows(graph))
