@@ -262,13 +262,17 @@ def test_layer_view_aggregates_by_group(cnn_snapshots):
     report = analyze(graph, result)
     spec = layer_view_spec(graph, result, report, title="big")
     (panel,) = spec.panels
+    assert any(g.kind == "diag" for g in graph.groups) and 0 < result.alive.mean() < 1
     for group in graph.groups:
         share = result.alive[group.offset:group.offset + group.size].mean()
         assert spec.info["alive_share"][group.name] == pytest.approx(share)
         drawn = panel.find(Line, "alive share", group.name)
-        assert (drawn[0].y[1] == pytest.approx(share)) if share > 0 else not drawn
-    arcs = panel.find(Line, "block")
-    assert len(arcs) == sum(len(np.unique(graph.node_group[b.src])) for b in graph.blocks)
+        if group.kind == "diag":  # drawn in the column of the layer it scales
+            assert not drawn and not panel.find(Line, "width", group.name)
+        else:
+            assert (drawn[0].y[1] == pytest.approx(share)) if share > 0 else not drawn
+    arcs = panel.find(Line, "block")  # a chain: one arc per non-norm block
+    assert [a.name for a in arcs] == [b.name for b in graph.blocks if b.kind != "diag"]
     assert choose_view(graph) == "channels" and choose_view(graph, "layers") == "layers"
 
 
@@ -525,6 +529,10 @@ def test_cli_plot_explicit_model_wins_and_options(run_cli, tmp_path):
     assert result.code == 0, result.stderr
     assert "layers view" in result.stderr and not (out / "plotly.min.js").exists()
     assert "cdn.plot.ly" in (out / "model_paths.html").read_text()
+    shared = tmp_path / "plotly.min.js"
+    result = run_cli("plot", ckpt, "--model", "lenet300", "--out", tmp_path / "tree" / "a", "--plotlyjs", shared)
+    assert result.code == 0 and shared.is_file() and not list((tmp_path / "tree").rglob("*.js"))
+    assert 'src="../../plotly.min.js"' in (tmp_path / "tree" / "a" / "model_paths.html").read_text()
     for bad in (["--view", "pretty"], ["--plotlyjs", "internet"]):
         bad_run = run_cli("plot", ckpt, "--model", "lenet300", "--out", out, *bad)
         assert bad_run.code == 2 and len(bad_run.stderr.strip().splitlines()) == 1

@@ -79,7 +79,8 @@ def plot_command(
     view: Annotated[str, typer.Option(
         help="Paths drawing: channels (every channel), layers (aggregated), auto (layers for big nets).")] = "auto",
     plotlyjs: Annotated[str, typer.Option(
-        help="HTML: 'directory' (one plotly.min.js in --out), 'cdn' (needs internet to view), 'embed'.")] = "directory",
+        help="HTML: 'directory' (one plotly.min.js in --out), a path to a shared .js file (written once, "
+             "linked relatively), 'cdn' (needs internet to view) or 'embed'.")] = "directory",
     unsafe_pickle: bool = False,
 ) -> None:
     """Draw CHECKPOINT's surviving input->output paths, per-layer alive weights
@@ -89,8 +90,9 @@ def plot_command(
 
     if view not in VIEWS:
         raise NetgraphError(f"--view must be one of {', '.join(VIEWS)}, got '{view}'")
-    if plotlyjs not in PLOTLYJS_MODES:
-        raise NetgraphError(f"--plotlyjs must be one of {', '.join(PLOTLYJS_MODES)}, got '{plotlyjs}'")
+    if plotlyjs not in PLOTLYJS_MODES and not plotlyjs.endswith(".js"):
+        raise NetgraphError(f"--plotlyjs must be one of {', '.join(PLOTLYJS_MODES)} or a path ending in .js, "
+                            f"got '{plotlyjs}'")
     if out.exists() and not out.is_dir():
         raise NetgraphError(f"--out {out} is a file, not a directory")
     if not checkpoint.is_file():

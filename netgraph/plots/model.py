@@ -45,6 +45,11 @@ def _short(name: str) -> str:
     return name.removesuffix(".weight")
 
 
+def _xlabel(tick_labels: Sequence[str]) -> str:
+    widths = tick_labels and all(label.endswith(")") for label in tick_labels)
+    return "layer (width), input → output" if widths else "layer, input → output"
+
+
 def _status(layer: LayerReport) -> str:
     return "collapsed" if layer.collapsed else "cut" if layer.cut else ""
 
@@ -118,15 +123,24 @@ def layer_view_spec(graph: ChannelGraph, result: Flows, report: ConnectivityRepo
     that is alive (skip connections arc higher); cut and collapsed layers banded."""
     layout = layered_layout(graph)
     index = {id(g): i for i, g in enumerate(graph.groups)}
+    # a norm layer's channels are its input's channels: draw them in that column
+    column = list(range(len(graph.groups)))
+    for block in graph.blocks:
+        if block.kind == "diag":
+            column[index[id(block.dst)]] = column[int(graph.node_group[block.src[0]])]
+    ticks = layout.ticks(14)
     panel = Panel(title=summary(report), subtitle="aggregated by layer: column = channels alive / width, "
-                  "arc = alive / nonzero edges of a block", xlabel="layer (width), input → output", grid=False,
-                  ylabel="channels alive", yticks=([0.0, 0.5, 1.0], ["0%", "50%", "100%"]),
-                  xlim=(layout.group_x[0] - 0.6, layout.group_x[-1] + 0.6), xticks=layout.ticks(14), xtick_rotation=45)
+                  "arc = alive / nonzero edges of a block (norm layers drawn with the layer they scale)",
+                  xlabel=_xlabel(ticks[1]), grid=False, ylabel="channels alive",
+                  yticks=([0.0, 0.5, 1.0], ["0%", "50%", "100%"]),
+                  xlim=(layout.group_x[0] - 0.6, layout.group_x[-1] + 0.6), xticks=ticks, xtick_rotation=45)
     top = 1.0
     alive_share = []
     for i, group in enumerate(graph.groups):
         share = float(result.alive[group.offset:group.offset + group.size].mean()) if group.size else 0.0
         alive_share.append(share)
+        if column[i] != i:
+            continue
         x = float(layout.group_x[i])
         panel.add(Line([x, x], [0.0, 1.0], name=group.name, role="width", color="#DDDDDD", linewidth=5.0))
         if share > 0:
@@ -134,10 +148,12 @@ def layer_view_spec(graph: ChannelGraph, result: Flows, report: ConnectivityRepo
                            hover=[f"{group.name}: {share:.1%} of {group.size:,} channels alive"] * 2))
     node_group = graph.node_group
     for block in graph.blocks:
+        if block.kind == "diag":
+            continue
         edges = block_edges(block, result)
         frac = edges.n_alive / len(edges) if len(edges) else 0.0
-        dst = index[id(block.dst)]
-        for src in np.unique(node_group[block.src]):
+        dst = column[index[id(block.dst)]]
+        for src in sorted({column[g] for g in np.unique(node_group[block.src])}):
             x0, x1 = float(layout.group_x[src]), float(layout.group_x[dst])
             rise = 0.06 + 0.05 * max(x1 - x0 - 1.0, 0.0) ** 0.7
             t = np.linspace(0, 1, 12)

@@ -76,10 +76,13 @@ def paths_panel(label: str, graph: ChannelGraph, result: Flows, report: Connecti
     ticks with layer names and widths, and a subtitle saying what is drawn."""
     layout = layered_layout(graph)
     status = "disconnected (φ = 0)" if result.disconnected else f"log φ = {result.log_phi:.1f}"
-    panel = Panel(title=label, subtitle=f"{edges.describe()}\n{status}", xlabel="layer (width), input → output",
+    ticks = layout.ticks(12)
+    panel = Panel(title=label, subtitle=f"{edges.describe()}\n{status}",
+                  xlabel="layer (width), input → output" if all(t.endswith(")") for t in ticks[1]) else
+                  "layer, input → output",
                   ylabel="channels (spread evenly per layer)", grid=False, hide_yaxis=True,
                   xlim=(layout.group_x[0] - 0.5, layout.group_x[-1] + 0.5), ylim=(-0.03, 1.03),
-                  xticks=layout.ticks(12), xtick_rotation=45)
+                  xticks=ticks, xtick_rotation=45)
     marks = {g: "cut" for g in edges.cut_groups}
     marks.update({g: "collapsed" for g in edges.collapsed_groups})
     for group, kind in sorted(marks.items()):
