@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +51,9 @@ def _what(params: dict[str, Any]) -> str:
         parts.append(params["method"] + (f" ({params['protocol']})" if isinstance(params.get("protocol"), str) else ""))
     target = params.get("target_compression")
     if isinstance(target, (int, float)) and target > 0:
-        parts.append(f"target 10^{math.log10(target):.3g}×")
+        from netgraph.plots.compression import level_label
+
+        parts.append(f"target {level_label(target)}×")
     if isinstance(params.get("seed"), int):
         parts.append(f"seed {params['seed']}")
     return ", ".join(parts)
@@ -117,7 +118,7 @@ def plot_command(
         result = flows(graph)
         report = analyze(graph, result)
     what = _what(params)
-    title = f"{name} · {checkpoint.parent.name}/{checkpoint.name}" + (f" · {what}" if what else "")
+    title = f"{name} · {checkpoint.parent.name}/{checkpoint.name}" + (f"\n{what}" if what else "")
     written = plot_model(graph, result, report, out, name=checkpoint.stem, title=title, input_shape=shape, view=view,
                          formats=("png", "svg"), plotlyjs=plotlyjs, step=lambda text: _step(console, text))
     Console().print("wrote " + ", ".join(str(p) for p in written))

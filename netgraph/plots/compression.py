@@ -604,8 +604,8 @@ def density_specs(records: Sequence[Mapping], *, methods: Sequence[str] | None =
                 xticks=(list(range(len(levels))), [level_label(v) for v in levels]), xtick_rotation=45,
                 yticks=(list(range(0, len(layers), y_step)), [_short(v) for v in layers][::y_step]),
                 marks=[Heatmap(grid, [level_label(v) for v in levels], [_short(v) for v in layers], vmin,
-                               colorbar=f"{what} / total (log)" if k % n_cols == n_cols - 1 or k == len(chosen) - 1
-                               else "", zero_color=ZERO_CELL, zero_mark=CUT)]))
+                               colorbar=f"{what} / total weights (log scale)", zero_color=ZERO_CELL,
+                               zero_mark=CUT)]))
         file_name = name if len(protocols) == 1 else f"{name}_{proto}"
         specs.append(FigureSpec(
             file_name, title or f"Remaining {what} weights per layer ({_protocol_title(proto)})", panels,

@@ -184,9 +184,9 @@ def layer_view_spec(graph: ChannelGraph, result: Flows, report: ConnectivityRepo
 
 def input_pixels(graph: ChannelGraph, result: Flows, input_shape: Sequence[int]) -> np.ndarray | None:
     """For an MLP on images (input ``(C, H, W)`` or ``(H, W)`` flattened into a
-    first Linear layer), per pixel the share of first-layer units it feeds through
-    a nonzero weight to an alive unit (0: the pixel reaches no output), shape
-    ``(H, W)`` (mean over channels); None for any other model."""
+    first Linear layer), per pixel the number of alive first-layer units it feeds
+    through a nonzero weight (0: the pixel reaches no output), shape ``(H, W)``
+    (summed over channels); None for any other model."""
     shape = tuple(int(n) for n in input_shape)
     if len(shape) not in (2, 3):
         return None
@@ -198,9 +198,9 @@ def input_pixels(graph: ChannelGraph, result: Flows, input_shape: Sequence[int])
         return None
     dst_alive = result.alive[first.dst.offset:first.dst.offset + first.dst.size]
     feeds = (weight.cpu().numpy() != 0) & dst_alive[:, None]
-    share = feeds.sum(0) / max(weight.shape[0], 1) if result.alive[graph.input_nodes].any() else np.zeros(weight.shape[1])
-    image = share.reshape(shape)
-    return image.mean(0) if image.ndim == 3 else image
+    fed = feeds.sum(0) if result.alive[graph.input_nodes].any() else np.zeros(weight.shape[1], np.int64)
+    image = fed.reshape(shape)
+    return image.sum(0) if image.ndim == 3 else image
 
 
 def pixels_spec(pixels: np.ndarray, *, title: str, subtitle: str = "", name: str = "pixels") -> FigureSpec:
@@ -208,9 +208,9 @@ def pixels_spec(pixels: np.ndarray, *, title: str, subtitle: str = "", name: str
     blue feeds more alive first-layer units."""
     reach = int((pixels > 0).sum())
     panel = Panel(title=f"{reach:,} of {pixels.size:,} pixels reach an output", grid=False, xticks=([], []),
-                  yticks=([], []), marks=[Image(pixels, vmax=max(float(pixels.max()), 1e-12),
-                                                colorbar="share of first-layer units\nit feeds that are alive")])
-    return FigureSpec(name, title, [panel], subtitle=subtitle, width_in=5.0, height_in=4.4,
+                  yticks=([], []), marks=[Image(pixels, vmax=max(float(pixels.max()), 1.0),
+                                                colorbar="alive first-layer units it feeds")])
+    return FigureSpec(name, title, [panel], subtitle=subtitle, width_in=6.0, height_in=5.2,
                       info={"pixels_reaching": reach, "pixels": int(pixels.size)})
 
 
@@ -276,7 +276,7 @@ def plot_model(
     pixels = input_pixels(graph, flows, input_shape) if input_shape is not None else None
     if pixels is not None:
         with step("drawing the input pixels"):
-            part = write_figure(pixels_spec(pixels, title=f"Input pixels on a surviving path — {title}",
+            part = write_figure(pixels_spec(pixels, title=f"Input pixels on a surviving path\n{title}",
                                             subtitle=summary(report), name=f"{name}_pixels"),
                                 out_dir, formats, plotlyjs)
             written += part

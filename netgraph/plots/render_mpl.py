@@ -182,17 +182,17 @@ def to_matplotlib(spec: FigureSpec):
         for i, (ax, panel) in enumerate(zip(axes, spec.panels)):
             same = i % cols and spec.panels[i - i % cols].ylabel == panel.ylabel
             _panel(ax, panel, show_ylabel=not same)
-            heat = getattr(ax, "_heat", None)
-            if heat is not None and getattr(ax, "_colorbar_label", ""):
-                bar = fig.colorbar(heat, ax=ax, shrink=0.9, pad=0.02)
-                bar.set_label(ax._colorbar_label, fontsize=FONT - 2)
+        heated = [ax for ax in axes if getattr(ax, "_colorbar_label", "")]
+        if heated:  # one colour bar for every image panel (they share one scale)
+            bar = fig.colorbar(heated[0]._heat, ax=list(axes[: len(spec.panels)]), shrink=0.8, pad=0.02)
+            bar.set_label(heated[0]._colorbar_label, fontsize=FONT - 2)
         for ax in axes[len(spec.panels):]:
             ax.set_visible(False)
         if not spec.panels:
             axes[0].set_visible(True)
             axes[0].text(0.5, 0.5, "no data", transform=axes[0].transAxes, ha="center", color="#777777")
         title = spec.title + (f"\n{spec.subtitle}" if spec.subtitle else "")
-        fig.suptitle(title, fontsize=FONT + 1)
+        fig.suptitle(tick_text(title), fontsize=FONT + 1)
         if spec.legend:
             handles = [_handle(e) for e in spec.legend]
             ncols = spec.legend_cols or min(len(spec.legend), 4)

@@ -213,6 +213,8 @@ def to_plotly(spec: FigureSpec):
         annotations += panel_notes
         fig.update_xaxes(_axis(panel, "x"), row=row, col=col)
         fig.update_yaxes(_axis(panel, "y"), row=row, col=col)
+    for trace in [t for t in traces if t["type"] == "heatmap"][1:]:
+        trace["showscale"] = False  # the panels share one scale: one colour bar
     if traces:  # one call: adding traces one by one validates the whole figure each time
         fig.add_traces(traces, rows=trace_rows, cols=trace_cols)
     fig.add_traces([_legend_trace(entry) for entry in spec.legend])
