@@ -83,6 +83,12 @@ def _is_disconnected(record: Mapping) -> bool:
     return record.get("log_phi", 0.0) is not None and _num(record.get("log_phi")) == -math.inf
 
 
+def _over_seeds(records: Sequence[Mapping], what: str = "mean ± std") -> str:
+    """'mean ± std over 3 seeds', or 'one seed (no spread)' when there is one."""
+    n = len({r.get("seed") for r in records})
+    return f"{what} over {n} seeds" if n > 1 else "one seed (no spread shown)" if "std" in what else "one seed"
+
+
 def _has_collapse(record: Mapping) -> bool:
     return bool(record.get("collapsed_layers"))
 
@@ -356,7 +362,8 @@ def accuracy_spec(
     notes = ["Pruned at initialisation: the accuracy before training (chance) is not drawn."] \
         if accuracy == "both" and "init" in _protocols(records) else []
     return FigureSpec(name, title or "Accuracy vs compression", panels,
-                      subtitle="mean ± std over seeds (bands)", cols=2, legend=legend, legend_cols=2, notes=notes,
+                      subtitle=_over_seeds(records, "mean ± std (bands)"), cols=2, legend=legend, legend_cols=2,
+                      notes=notes,
                       width_in=WIDTH_IN, height_in=4.6 if len(panels) <= 2 else 8.0, sharey=True,
                       info={"dense": {p: dense_baselines(records, p, scale) for p in _protocols(records)}})
 
@@ -449,7 +456,8 @@ def effective_spec(records: Sequence[Mapping], *, title: str | None = None,
     legend.append(LegendEntry("y = x (no dead weights)", DENSE, None, "dashed", linewidth=1.0))
     legend += _event_entries({"disconnected"} if lost_methods else set(), every=True)
     return FigureSpec(name, title or "Effective vs nominal compression", panels,
-                      subtitle="points: runs; lines: mean over seeds", legend=legend, width_in=WIDTH_IN,
+                      subtitle="points: runs; lines: " + _over_seeds(records, "(log-)mean").replace(
+                          "one seed", "the one seed's runs"), legend=legend, width_in=WIDTH_IN,
                       height_in=4.6, sharey=True)
 
 
@@ -519,7 +527,8 @@ def log_phi_spec(records: Sequence[Mapping], *, title: str | None = None,
         panel.notes += _overlap_notes(means, limits)
         panels.append(panel)
     legend = _method_entries(s.method for ss in stats.values() for s in ss) + _event_entries(events, every=True)
-    return FigureSpec(name, title or "Path sum vs compression", panels, subtitle="mean ± std over connected seeds",
+    return FigureSpec(name, title or "Path sum vs compression", panels,
+                      subtitle=_over_seeds(records, "mean ± std (bands) of the connected runs"),
                       legend=legend, width_in=WIDTH_IN, height_in=4.6, sharey=True)
 
 
@@ -609,7 +618,7 @@ def density_specs(records: Sequence[Mapping], *, methods: Sequence[str] | None =
         file_name = name if len(protocols) == 1 else f"{name}_{proto}"
         specs.append(FigureSpec(
             file_name, title or f"Remaining {what} weights per layer ({_protocol_title(proto)})", panels,
-            subtitle="mean over seeds", cols=n_cols,
+            subtitle=_over_seeds(rows, "mean"), cols=n_cols,
             legend=[LegendEntry(f"0: layer {zero}", ZERO_CELL, patch=True, edgecolor=CUT),
                     LegendEntry("no data", "#FFFFFF", patch=True, edgecolor="#BBBBBB")],
             width_in=WIDTH_IN, height_in=min(1.3 + n_rows * (1.0 + cell_h * max(len(layers), 1)), 12.0),
