@@ -400,11 +400,14 @@ def write_figures(out: Path, config: SweepConfig, rows: Sequence[Mapping[str, An
             notes.append(f"surviving paths of {method}: no model.pt for {', '.join(missing)} (save_models='none'?)")
         if not snapshots:
             continue
-        protocol = specs[0].protocol
+        protocol, seed = specs[0].protocol, specs[0].seed
         try:
             written += list(plots.surviving_paths(
                 snapshots, folder, f"surviving_paths_{protocol}_{_slug(method)}",
-                title=f"Surviving input→output paths: {config.model}, {method} ({protocol}), seed {specs[0].seed}",
+                title=f"Surviving input→output paths: {config.model} on {config.dataset}, {method} "
+                      f"({plots.compression.PROTOCOL_TITLES.get(protocol, protocol)}), seed {seed}",
+                subtitle=f"checkpoints runs/{protocol}-{method}-c<level>-s{seed}/model.pt; panel titles: target "
+                         "compression",
             ))
         except Exception as error:  # noqa: BLE001
             if os.environ.get("NETGRAPH_DEBUG"):
@@ -426,7 +429,12 @@ def _snapshot(ctx: SweepContext, spec: RunSpec, path: Path) -> tuple:
     model.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
     graph = trace(model, input_shape=ctx.input_shape)
     result = flows(graph)
-    return (f"{_level_header(spec.compression)}", graph, result, analyze(graph, result))
+    report = analyze(graph, result)
+    from netgraph.plots.compression import level_label
+    from netgraph.plots.model import fmt_compression
+
+    label = f"{level_label(spec.compression)}× (effective {fmt_compression(report.effective_compression)})"
+    return label, graph, result, report
 
 
 # --- summary ---------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ are drawn.
 * y: the channels of a group spread evenly over [0, 1] (channel ``i`` of ``n`` at
   ``(i + 0.5) / n``).
 * edges: the nonzero CSR entries of every block (:func:`netgraph.connectivity.export.block_edges`).
-  Every alive edge is drawn when a panel has at most ``max_exact`` of them; above
-  that, only the ``top_k`` alive edges of highest path mass per block (the figure
-  says so). Dead-but-nonzero edges are drawn faded, subsampled beyond ``max_dead``.
+  Every edge is drawn when a panel has at most ``max_edges`` of them; above that
+  a uniform random sample, by one rule for alive and dead edges (the figure says
+  which), so a mostly dead network looks mostly dead.
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from netgraph.connectivity.propagate import Flows
 from netgraph.connectivity.report import ConnectivityReport
 from netgraph.graph.channels import ChannelGraph, layer_key
 
-MAX_EXACT = 3000
-TOP_K = 30
-MAX_DEAD = 3000
+MAX_EDGES = 6000
 DIAG_STEP = 0.5
 
 
@@ -38,6 +36,7 @@ class Layout:
     node_y: np.ndarray
     names: list[str]
     kinds: list[str]
+    sizes: list[int]
 
     def ticks(self, max_labels: int = 12) -> tuple[list[float], list[str]]:
         """x positions and names of the columns worth a label.
@@ -48,7 +47,7 @@ class Layout:
         n-th column."""
         wanted = [i for i, k in enumerate(self.kinds) if k != "diag"]
         if len(wanted) <= max_labels:
-            return [float(self.group_x[i]) for i in wanted], [self.names[i] for i in wanted]
+            return [float(self.group_x[i]) for i in wanted], [f"{self.names[i]} ({self.sizes[i]:,})" for i in wanted]
         modules = [i for i in wanted if self.kinds[i] in ("input", "param")]
         best: list[tuple[int, str]] = []
         for depth in (1, 2, 3):
@@ -89,12 +88,16 @@ def layered_layout(graph: ChannelGraph) -> Layout:
     node_group = graph.node_group
     node_x = group_x[node_group]
     node_y = np.concatenate([(np.arange(g.size) + 0.5) / g.size for g in graph.groups]) if graph.groups else np.zeros(0)
-    return Layout(group_x, node_x, node_y, [g.name for g in graph.groups], [g.kind for g in graph.groups])
+    return Layout(group_x, node_x, node_y, [g.name for g in graph.groups], [g.kind for g in graph.groups],
+                  [g.size for g in graph.groups])
 
 
 @dataclass
 class PanelEdges:
-    """The edges one panel draws, and how they relate to the graph's edges."""
+    """The edges one panel draws: every nonzero edge when the graph has at most
+    ``max_edges`` of them, otherwise each nonzero edge independently with
+    probability ``rate``, alive and dead alike (so the drawn alive:dead ratio
+    estimates the true one)."""
 
     alive_src: np.ndarray
     alive_dst: np.ndarray
@@ -103,10 +106,13 @@ class PanelEdges:
     dead_dst: np.ndarray
     n_alive: int  # alive edges in the graph
     n_dead: int  # nonzero edges on no input->output path
-    exact: bool  # True: every alive edge is drawn
-    top_k: int | None  # edges kept per block when not exact
+    rate: float  # probability an edge is drawn (1.0: all)
     cut_groups: list[int] = field(default_factory=list)  # group indices of cut layers
     collapsed_groups: list[int] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return self.rate >= 1.0
 
     @property
     def n_alive_drawn(self) -> int:
@@ -116,69 +122,41 @@ class PanelEdges:
     def n_dead_drawn(self) -> int:
         return len(self.dead_src)
 
-
-def _top(mass: np.ndarray, k: int) -> np.ndarray:
-    if len(mass) <= k:
-        return np.arange(len(mass))
-    return np.sort(np.argsort(-mass, kind="stable")[:k])
+    def describe(self) -> str:
+        """What the panel draws, in two short lines."""
+        if self.exact:
+            return f"every edge drawn:\n{self.n_alive:,} alive · {self.n_dead:,} dead"
+        return (f"1 in {1 / self.rate:,.0f} edges drawn, alive and dead alike:\n"
+                f"{self.n_alive_drawn:,}/{self.n_alive:,} alive · {self.n_dead_drawn:,}/{self.n_dead:,} dead")
 
 
 def select_edges(
     graph: ChannelGraph,
     result: Flows,
     report: ConnectivityReport | None = None,
-    max_exact: int | None = MAX_EXACT,
-    top_k: int = TOP_K,
-    max_dead: int = MAX_DEAD,
+    max_edges: int | None = MAX_EDGES,
     seed: int = 0,
 ) -> PanelEdges:
-    """Pick the edges of one panel (see the module docstring); ``max_exact=None``
-    draws every alive edge whatever their number."""
+    """Pick the edges of one panel (see :class:`PanelEdges`); ``max_edges=None``
+    draws every edge whatever their number."""
+    tables = [block_edges(block, result) for block in graph.blocks]
+    total = sum(len(t) for t in tables)
+    rate = 1.0 if max_edges is None or total <= max_edges else max_edges / total
     rng = np.random.default_rng(seed)
-    alive_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    dead_parts: list[tuple[np.ndarray, np.ndarray, float]] = []
-    n_alive = n_dead = 0
-    exact = True
-    for block in graph.blocks:
-        edges = block_edges(block, result)
+    alive_parts, dead_parts = [], []
+    for edges in tables:
+        drawn = rng.random(len(edges)) < rate if rate < 1.0 else np.ones(len(edges), bool)
         live = edges.alive
-        n_alive += int(live.sum())
-        src, dst, mass = edges.src[live], edges.dst[live], edges.path_mass[live]
-        if exact and max_exact is not None and n_alive > max_exact:
-            exact = False  # switch to top-k: trim what was kept so far
-            alive_parts = [(s[i], d[i], m[i]) for s, d, m in alive_parts for i in [_top(m, top_k)]]
-        if not exact:
-            keep = _top(mass, top_k)
-            src, dst, mass = src[keep], dst[keep], mass[keep]
-        alive_parts.append((src, dst, mass))
-        dead = ~live
-        count = int(dead.sum())
-        n_dead += count
-        if count:
-            idx = np.flatnonzero(dead)
-            if count > max_dead:
-                idx = np.sort(rng.choice(idx, max_dead, replace=False))
-            dead_parts.append((edges.src[idx], edges.dst[idx], count / len(idx)))
+        alive_parts.append((edges.src[live & drawn], edges.dst[live & drawn], edges.path_mass[live & drawn]))
+        dead_parts.append((edges.src[~live & drawn], edges.dst[~live & drawn]))
+    n_alive = sum(int(t.alive.sum()) for t in tables)
 
-    dead_src, dead_dst = _subsample_dead(dead_parts, max_dead, rng)
-    alive_src = np.concatenate([p[0] for p in alive_parts]) if alive_parts else np.zeros(0, np.int64)
-    alive_dst = np.concatenate([p[1] for p in alive_parts]) if alive_parts else np.zeros(0, np.int64)
-    alive_mass = np.concatenate([p[2] for p in alive_parts]) if alive_parts else np.zeros(0)
+    def cat(parts, i, dtype=np.int64):
+        return np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype)
+
     cut, collapsed = _marked_groups(graph, result, report)
-    return PanelEdges(alive_src, alive_dst, alive_mass, dead_src, dead_dst, n_alive, n_dead, exact,
-                      None if exact else top_k, cut, collapsed)
-
-
-def _subsample_dead(parts, max_dead: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    src = np.concatenate([p[0] for p in parts])
-    dst = np.concatenate([p[1] for p in parts])
-    if len(src) > max_dead:
-        weights = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
-        idx = np.sort(rng.choice(len(src), max_dead, replace=False, p=weights / weights.sum()))
-        src, dst = src[idx], dst[idx]
-    return src, dst
+    return PanelEdges(cat(alive_parts, 0), cat(alive_parts, 1), cat(alive_parts, 2, np.float64), cat(dead_parts, 0),
+                      cat(dead_parts, 1), n_alive, total - n_alive, rate, cut, collapsed)
 
 
 def _marked_groups(
@@ -212,4 +190,4 @@ def mass_scale(mass: np.ndarray, top: float | None = None, decades: float = 4.0)
     return np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
 
 
-__all__ = ["Layout", "PanelEdges", "alive_edge_count", "layered_layout", "mass_scale", "select_edges"]
+__all__ = ["MAX_EDGES", "Layout", "PanelEdges", "alive_edge_count", "layered_layout", "mass_scale", "select_edges"]

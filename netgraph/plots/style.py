@@ -3,8 +3,8 @@
 Static figures are drawn with matplotlib's object API (``matplotlib.figure.Figure``
 rendered by Agg, no pyplot, no global backend switch) and written as PNG (and SVG
 on request); interactive ones with plotly and written as HTML. HTML files load
-plotly.js from one ``plotly.min.js`` written next to them (no internet needed, a
-few kB per figure); pass ``plotlyjs=True`` to embed it in every file instead.
+plotly.js from one ``plotly.min.js`` (no internet needed, a few kB per figure):
+next to them by default, or one per output tree (:func:`save_plotly`).
 """
 
 from __future__ import annotations
@@ -121,15 +121,6 @@ def method_marker(method: str) -> str:
     return _EXTRA_MARKERS[zlib.crc32(method_key(method).encode()) % len(_EXTRA_MARKERS)]
 
 
-_PLOTLY_SYMBOLS = {"o": "circle", "D": "diamond", "s": "square", "^": "triangle-up", "v": "triangle-down",
-                   "P": "cross", "<": "triangle-left", ">": "triangle-right", "h": "hexagon", "X": "x",
-                   "d": "diamond-tall", "p": "pentagon", "*": "star", "8": "octagon", "H": "hexagon2"}
-
-
-def plotly_symbol(method: str) -> str:
-    return _PLOTLY_SYMBOLS.get(method_marker(method), "circle")
-
-
 def sort_methods(methods: Iterable[str]) -> list[str]:
     """Known methods in a fixed order (so legends agree across figures), others after, by name."""
     order = {name: i for i, name in enumerate(METHOD_STYLE)}
@@ -211,25 +202,59 @@ def save_mpl(fig, out_dir: Path, name: str, formats: str | Sequence[str] = ("png
     return paths
 
 
-def save_plotly(fig, out_dir: Path, name: str, plotlyjs: bool | str = "directory") -> Path:
-    """Write ``fig`` as HTML. ``plotlyjs='directory'`` (default) references a shared
-    ``plotly.min.js`` written once into ``out_dir``; ``True`` embeds it (~4.7 MB)."""
-    if plotlyjs not in (True, "directory"):
-        raise ValueError("plotlyjs must be True (embed) or 'directory' (shared local bundle): there is no CDN offline")
-    html = fig.to_html(include_plotlyjs=plotlyjs, full_html=True, config={"displaylogo": False, "responsive": True})
-    if plotlyjs == "directory":
+PLOTLYJS_MODES = ("directory", "cdn", "embed")
+
+
+def save_plotly(fig, out_dir: Path, name: str, plotlyjs: bool | str | os.PathLike = "directory") -> Path:
+    """Write ``fig`` as ``out_dir/name.html``.
+
+    ``plotlyjs``: ``'directory'`` (default) loads one ``plotly.min.js`` written
+    once into ``out_dir``; a path to a ``.js`` file (e.g. one at the root of an
+    output tree, see :func:`ensure_plotlyjs`) is written once there and loaded by
+    a relative link, so a tree of figure folders holds one copy; ``'cdn'`` loads
+    it from cdn.plot.ly (small files, needs internet to view); ``'embed'`` or
+    ``True`` puts the ~4.7 MB bundle in the file."""
+    html_path = out_dir / f"{name}.html"
+    if plotlyjs is True or plotlyjs == "embed":
+        include: bool | str = True
+    elif plotlyjs == "cdn":
+        include = "cdn"
+    elif plotlyjs == "directory":
         ensure_plotlyjs(out_dir)
-    return atomic_write_text(out_dir / f"{name}.html", html)
+        include = "directory"
+    elif isinstance(plotlyjs, (str, os.PathLike)) and str(plotlyjs).endswith(".js"):
+        bundle = Path(plotlyjs)
+        ensure_plotlyjs(bundle.parent, bundle.name)
+        include = Path(os.path.relpath(bundle.resolve(), out_dir.resolve())).as_posix()
+    else:
+        raise ValueError(f"plotlyjs must be one of {', '.join(PLOTLYJS_MODES)} or a path to a .js file, "
+                         f"got {plotlyjs!r}")
+    html = fig.to_html(include_plotlyjs=include, full_html=True, config={"displaylogo": False, "responsive": True})
+    return atomic_write_text(html_path, html)
 
 
-def ensure_plotlyjs(out_dir: str | os.PathLike) -> Path:
-    """Write plotly.js (the version plotly.py ships) to ``out_dir/plotly.min.js`` once."""
+def ensure_plotlyjs(out_dir: str | os.PathLike, name: str = "plotly.min.js") -> Path:
+    """Write plotly.js (the version plotly.py ships) to ``out_dir/name`` once."""
     from plotly.offline import get_plotlyjs
 
-    target = Path(out_dir) / "plotly.min.js"
+    target = Path(out_dir) / name
     if not target.exists() or target.stat().st_size == 0:
+        target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, get_plotlyjs())
     return target
+
+
+def write_figure(spec, out_dir: str | os.PathLike, formats: str | Sequence[str] = ("png",),
+                 plotlyjs: bool | str | os.PathLike = "directory") -> Written:
+    """Render a :class:`~netgraph.plots.spec.FigureSpec` with both backends into
+    ``out_dir/<spec.name>.{png,...,html}``; ``.info`` is the spec's info plus the spec itself."""
+    from netgraph.plots.render_mpl import to_matplotlib
+    from netgraph.plots.render_plotly import to_plotly
+
+    out = prepare_out_dir(out_dir)
+    paths = save_mpl(to_matplotlib(spec), out, spec.name, formats)
+    paths.append(save_plotly(to_plotly(spec), out, spec.name, plotlyjs))
+    return Written(paths, {**spec.info, "spec": spec})
 
 
 def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
