@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then atomically move ``tmp_path`` to ``path``.
@@ -38,6 +36,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` that never leaves a truncated file behind."""
+    import torch  # here, so that importing this module (every CLI command does) stays light
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 

@@ -4,7 +4,6 @@ directory (the working directory included)."""
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 

@@ -6,29 +6,19 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from netgraph.atomic import atomic_write_json
 from netgraph.cli.app import app
-from netgraph.cli.loading import (
-    example_inputs,
-    leaf_modules,
-    load_example_input,
-    parse_shape,
-    resolve_model,
-)
 from netgraph.cli.paths import writable_file
-from netgraph.connectivity.propagate import flows
-from netgraph.connectivity.report import ConnectivityReport, analyze
-from netgraph.connectivity.strip import strip_dead_weights
 from netgraph.errors import EXIT_DISCONNECTED, EXIT_OK, NetgraphError
-from netgraph.graph.tracer import trace
 from netgraph.text import bounded_list
+
+if TYPE_CHECKING:  # the command imports torch and the tracer when it runs, not when the CLI starts
+    from netgraph.connectivity.report import ConnectivityReport
 
 
 def _names(names: list[str], limit: int = 6) -> str:
@@ -111,6 +101,13 @@ def analyze_command(
 
     Exit code 0: connected; 3: disconnected (no output reachable); 2: bad input.
     """
+    import torch
+
+    from netgraph.atomic import atomic_write_json
+    from netgraph.cli.loading import example_inputs, leaf_modules, load_example_input, parse_shape, resolve_model
+    from netgraph.connectivity import analyze, flows, strip_dead_weights
+    from netgraph.graph.tracer import trace
+
     writable_file(json_out, "--json")
     writable_file(strip_dead, "--strip-dead")
     if example_input is not None and input_shape:

@@ -15,7 +15,6 @@ from netgraph.atomic import atomic_write_json
 from netgraph.cli.app import app
 from netgraph.cli.paths import RUN_FILES, run_directory
 from netgraph.errors import NetgraphError
-from netgraph.training.runlock import run_lock
 
 Method = Annotated[str, typer.Option(help="Pruning method (random, magnitude, magnitude_layerwise, snip, grasp, synflow, connect).")]
 
@@ -60,6 +59,7 @@ def train_command(
     from netgraph.device import pick_device
     from netgraph.training.data import load_dataset, make_loaders
     from netgraph.training.engine import TrainConfig, cleanup_distributed, seed_everything, setup_distributed, train
+    from netgraph.training.runlock import run_lock
 
     if resume and force:
         raise NetgraphError("give --resume or --force, not both")

@@ -24,8 +24,8 @@ import scipy.sparse as sp
 import torch
 
 from netgraph.graph.channels import Block, ChannelGraph
-from netgraph.parameters import loaded
 from netgraph.graph.weights import Aggregation
+from netgraph.parameters import loaded
 
 
 @dataclass

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from netgraph.connectivity.propagate import Flows, flows
-from netgraph.parameters import loaded
 from netgraph.graph.channels import Block, ChannelGraph, layer_key
+from netgraph.parameters import loaded
 
 SCHEMA_VERSION = 1
 
