@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -83,6 +84,15 @@ def disconnected_hint(report: ConnectivityReport) -> str | None:
     return None
 
 
+def _to_meta(inputs):  # type: ignore[no-untyped-def]
+    """Example inputs for a meta-device model: same shapes and dtypes, no data."""
+    if isinstance(inputs, dict):
+        return {key: value.to("meta") for key, value in inputs.items()}
+    if isinstance(inputs, tuple):
+        return tuple(value.to("meta") for value in inputs)
+    return inputs.to("meta")
+
+
 @app.command("analyze")
 def analyze_command(
     model: Annotated[str, typer.Argument(help="Project model (lenet300, resnet20...), torchvision name, or package.module:factory (resolved from the current directory).")],
@@ -95,6 +105,7 @@ def analyze_command(
     strip_dead: Annotated[Optional[Path], typer.Option(help="Write a checkpoint with dead weights zeroed (verified output-preserving).")] = None,
     leaf: Annotated[Optional[list[str]], typer.Option(help="Module name or class to treat as an opaque leaf (repeatable).")] = None,
     unsafe_pickle: Annotated[bool, typer.Option(help="Allow a checkpoint that is a pickled full model (runs code: trusted files only).")] = False,
+    stream: Annotated[bool, typer.Option(help="Build the model on the meta device and read the .safetensors checkpoint one tensor at a time (checkpoints too big to hold).")] = False,
     layers: Annotated[bool, typer.Option(help="Show the per-layer table.")] = True,
 ) -> int:
     """Trace MODEL into its channel graph and report input-output connectivity.
@@ -114,8 +125,13 @@ def analyze_command(
         raise NetgraphError("give --example-input or --input-shape, not both")
     shapes = [parse_shape(text) for text in input_shape or []]
     several = len(shapes) > 1 or example_input is not None or input_dtype != "float"
-    net, shape = resolve_model(model, checkpoint, shapes[0] if shapes else None, num_classes, unsafe_pickle,
-                               need_shape=not several)
+    if stream and (checkpoint is None or checkpoint.suffix != ".safetensors" or strip_dead is not None):
+        raise NetgraphError("--stream reads a .safetensors --checkpoint, and cannot be combined with --strip-dead")
+    if stream and not checkpoint.is_file():
+        raise NetgraphError(f"checkpoint not found: {checkpoint}")
+    with torch.device("meta") if stream else contextlib.nullcontext():  # streaming: no memory for the model
+        net, shape = resolve_model(model, None if stream else checkpoint, shapes[0] if shapes else None,
+                                   num_classes, unsafe_pickle, need_shape=not several)
     if example_input is not None:
         inputs = load_example_input(example_input)
     elif several:
@@ -124,10 +140,17 @@ def analyze_command(
         inputs = example_inputs(net, shapes if len(shapes) > 1 else [shape], input_dtype)
     else:
         inputs = None
-    graph = trace(net, example_input=inputs, input_shape=None if inputs is not None else shape,
-                  leaf_modules=leaf_modules(net, leaf or []))
-    result = flows(graph)
-    report = analyze(graph, result)
+    leaves = leaf_modules(net, leaf or [])
+    if stream:
+        from netgraph.connectivity.streaming import analyze_streaming
+
+        inputs = None if inputs is None else _to_meta(inputs)
+        report = analyze_streaming(net, checkpoint, inputs, None if inputs is not None else shape, leaves)
+    else:
+        graph = trace(net, example_input=inputs, input_shape=None if inputs is not None else shape,
+                      leaf_modules=leaves)
+        result = flows(graph)
+        report = analyze(graph, result)
     to_stdout = json_out is not None and str(json_out) == "-"
     console = Console(width=None if Console().is_terminal else 160, stderr=to_stdout)
     render_report(report, console, show_layers=layers)

@@ -101,6 +101,7 @@ def analyze_streaming(
     path: str | os.PathLike,
     example_input: Any = None,
     input_shape: Sequence[int] | None = None,
+    leaf_modules: Sequence[type | str] = (),
 ) -> ConnectivityReport:
     """The connectivity report of ``model`` with the weights of the safetensors ``path``,
     never holding more than one module's tensors.
@@ -112,7 +113,7 @@ def analyze_streaming(
         costs no memory; it is traced there.
     path : str or PathLike
         A ``.safetensors`` state dict of that model.
-    example_input, input_shape
+    example_input, input_shape, leaf_modules
         As for :func:`netgraph.trace` (a meta-device example input is fine).
 
     Returns
@@ -120,6 +121,6 @@ def analyze_streaming(
     ConnectivityReport
     """
     loader = SafetensorsLoader(model, path)
-    graph = trace(model, example_input=example_input, input_shape=input_shape)
+    graph = trace(model, example_input=example_input, input_shape=input_shape, leaf_modules=leaf_modules)
     with loading_with(loader), torch.no_grad():
         return analyze(graph, flows(graph))
