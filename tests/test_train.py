@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import json
 import math
 from pathlib import Path
@@ -233,7 +235,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkeypa
         _run(_mlp(), _config(epochs=2), out_dir=tmp_path, resume=True)
     monkeypatch.undo()
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.jsonl", "model.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".netgraph.lock", "checkpoint.pt", "metrics.jsonl", "model.pt"]  # no temp file left
 
 
 # --- resume ----------------------------------------------------------------------
@@ -310,3 +312,61 @@ def test_trains_a_registry_model_on_registry_data(tmp_path: Path) -> None:
     result = train(model, train_loader, test_loader, _config(epochs=3, lambda_1=1e-5), out_dir=tmp_path,
                    progress=False)
     assert result.final_accuracy > 0.8
+
+
+# --- CoNNect outside Adam's normalisation (decoupled_reg) -----------------------------------------
+
+
+def _one_step_loader() -> DataLoader:
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(16, DIM, generator=g)
+    return DataLoader(TensorDataset(x, torch.randint(0, CLASSES, (16,), generator=g)), batch_size=16)
+
+
+def _one_step(config: TrainConfig) -> tuple[nn.Sequential, nn.Sequential]:
+    from netgraph.connect import CoNNect
+
+    model = _mlp()
+    start = copy.deepcopy(model)
+    loader = _one_step_loader()
+    train(model, loader, loader, config, regularizer=CoNNect(model, input_shape=(DIM,)), progress=False)
+    return start, model
+
+
+def test_decoupled_regularizer_equals_coupled_under_plain_sgd() -> None:
+    """Without momentum or adaptivity, w - lr (g_task + lam g_R) either way."""
+    base = dict(epochs=1, optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, schedule="none", lambda_r=0.5)
+    _, coupled = _one_step(TrainConfig(**base))
+    _, decoupled = _one_step(TrainConfig(**base, decoupled_reg=True))
+    for a, b in zip(coupled.parameters(), decoupled.parameters()):
+        assert torch.allclose(a, b, atol=1e-7)
+
+
+def test_decoupled_regularizer_step_is_outside_adam() -> None:
+    """One step: Adam on the task loss alone, then w -= lr * lam * dR/dw at the old weights."""
+    from netgraph.connect import CoNNect
+
+    lr, lam = 0.01, 2.0
+    config = TrainConfig(epochs=1, optimizer="adam", lr=lr, weight_decay=0.0, schedule="none", lambda_r=lam,
+                         decoupled_reg=True)
+    start, trained = _one_step(config)
+    manual = copy.deepcopy(start)
+    reg_grads = torch.autograd.grad(CoNNect(manual, input_shape=(DIM,))(), list(manual.parameters()),
+                                    allow_unused=True)
+    optimiser = torch.optim.Adam(manual.parameters(), lr=lr)
+    inputs, targets = next(iter(_one_step_loader()))
+    torch.nn.functional.cross_entropy(manual(inputs), targets).backward()
+    optimiser.step()
+    with torch.no_grad():
+        for param, grad in zip(manual.parameters(), reg_grads):
+            if grad is not None:
+                param.add_(grad, alpha=-lr * lam)
+    for a, b in zip(manual.parameters(), trained.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert any(g is not None and g.abs().max() > 0 for g in reg_grads)
+
+
+def test_coupling_connect_into_adam_warns() -> None:
+    config = TrainConfig(epochs=1, optimizer="adam", lr=1e-3, lambda_r=0.1, schedule="none")
+    with pytest.warns(UserWarning, match="CoNNect coupled into Adam"):
+        _one_step(config)

@@ -43,6 +43,7 @@ def train_command(
     lambda_r_warmup: Annotated[int, typer.Option(help="Epochs over which lambda_r ramps up from 0.")] = 0,
     lambda_1: Annotated[float, typer.Option(help="Weight of the L1 penalty on prunable weights.")] = 0.0,
     structured: Annotated[bool, typer.Option(help="Structured CoNNect (slice L2 norms, BN gates).")] = False,
+    decoupled_reg: Annotated[bool, typer.Option(help="Apply CoNNect's gradient as its own step outside the optimiser (recommended with Adam).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every random number generator, in [0, 2**32).")] = 0,
     data_root: Annotated[Optional[Path], typer.Option(help="Directory holding torchvision datasets / ImageFolder.")] = None,
     download: Annotated[bool, typer.Option(help="Allow torchvision to download the dataset (needs internet).")] = False,
@@ -67,6 +68,7 @@ def train_command(
         epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
         weight_decay=weight_decay, schedule=schedule, lambda_r=lambda_r, lambda_r_warmup_epochs=lambda_r_warmup,
         lambda_1=lambda_1, seed=seed, device=device, max_steps_per_epoch=max_steps_per_epoch,
+        decoupled_reg=decoupled_reg,
     )
     pick_device(device)  # a device this machine lacks fails now, not after loading data
     run_directory(out, resume=resume, force=force)

@@ -116,6 +116,9 @@ class TrainConfig:
     gamma: float = 0.1
     lambda_r: float = 0.0
     lambda_r_warmup_epochs: int = 0
+    #: apply ``lambda_r * dR/dw`` as its own step ``w -= lr * lambda_r * dR/dw`` after the
+    #: optimiser's, outside Adam's normalisation (as AdamW decouples weight decay)
+    decoupled_reg: bool = False
     lambda_1: float = 0.0
     seed: int = 0
     amp: str = "auto"
@@ -289,6 +292,7 @@ class _Session:
     amp: bool
     regularizer: Callable[[], Tensor] | None
     run: Mapping[str, Any] = field(default_factory=dict)  # what the run is: resume refuses another
+    params: list[Tensor] = field(default_factory=list)  # the trainable parameters, in optimiser order
     warned_reg: bool = False
 
 
@@ -300,11 +304,16 @@ def _train_step(s: _Session, inputs: Tensor, targets: Tensor, lambda_r: float, s
         task = _task_loss(s.net(inputs), targets)
     terms = {"task_loss": task}
     loss = task
+    reg_grads: list[Tensor | None] = []
     if lambda_r > 0:
         reg = s.regularizer()
         if torch.isfinite(reg):
             terms["reg"] = reg
-            loss = loss + lambda_r * reg
+            if s.config.decoupled_reg:  # its own gradient, kept out of the optimiser's state
+                reg_grads = list(torch.autograd.grad(reg, s.params, allow_unused=True))
+                reg = reg.detach()
+            else:
+                loss = loss + lambda_r * reg
         else:
             stats.count("reg_inf_steps")
             if not s.warned_reg:
@@ -319,9 +328,14 @@ def _train_step(s: _Session, inputs: Tensor, targets: Tensor, lambda_r: float, s
     s.scaler.scale(loss).backward()
     s.scaler.unscale_(s.optimizer)
     grads = [p.grad for p in s.model.parameters() if p.grad is not None]
-    if _all_finite([loss, *grads]):
+    if _all_finite([loss, *grads, *(g for g in reg_grads if g is not None)]):
         s.scaler.step(s.optimizer)
-        stats.add(terms | {"train_loss": loss})
+        with torch.no_grad():
+            lr = s.optimizer.param_groups[0]["lr"]
+            for param, grad in zip(s.params, reg_grads):
+                if grad is not None:
+                    param.add_(grad, alpha=-lr * lambda_r)
+        stats.add(terms | {"train_loss": loss + lambda_r * terms["reg"] if reg_grads else loss})
     else:
         stats.count("skipped_steps")
     s.scaler.update()
@@ -533,7 +547,11 @@ def train(
     amp = _use_amp(config.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     session = _Session(model, model, _make_optimizer(model, config), scaler, config, device, amp, regularizer,
-                       dict(run or {}))
+                       dict(run or {}), [p for p in model.parameters() if p.requires_grad])
+    if config.optimizer == "adam" and config.lambda_r > 0 and not config.decoupled_reg:
+        warnings.warn("CoNNect coupled into Adam: Adam normalises its small, row-constant gradient into full-size "
+                      "steps that inflate whole rows; decoupled_reg=True applies it outside Adam", UserWarning,
+                      stacklevel=2)
     out = Path(out_dir) if out_dir is not None else None
     writer = out is not None and rank == 0
     with run_lock(out) if writer else contextlib.nullcontext():  # one job writes a run directory
