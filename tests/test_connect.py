@@ -297,3 +297,28 @@ def test_connect_score_of_a_disconnected_net_is_zero() -> None:
     graph = trace(net, input_shape=(4,))
     assert all(float(s.abs().sum()) == 0.0 for s in connect_scores(graph, flows(graph)).values())
     assert np.isneginf(flows(graph).log_phi)
+
+
+def test_normalised_scipy_flows_are_connects_graph() -> None:
+    """``flows(graph, normalize=True)`` propagates the same ``A~`` as the regularizer:
+    its log phi is ``-R`` (float64), on a ResNet with parallel branches and BN."""
+    net = build_model("resnet20").double().eval()
+    graph = trace(net, input_shape=(3, 32, 32))
+    assert flows(graph, normalize=True).log_phi == pytest.approx(-float(CoNNect(graph)().detach()), rel=1e-10)
+
+
+def test_the_normalised_score_keeps_the_projection_shortcuts_their_share() -> None:
+    """Raw path shares give a ResNet's 1x1 projection shortcut a tiny share of the mass
+    (it crosses one conv where the parallel branch crosses two), so SynFlow-like raw
+    scores prune it first; in ``A~`` each block carries a comparable mass."""
+    net = build_model("resnet20").eval()
+    graph = trace(net, input_shape=(3, 32, 32))
+    raw, normalised = connect_scores(graph, flows(graph)), connect_scores(graph, flows(graph, normalize=True))
+    shortcut, branch = "stages.3.shortcut.0.weight", "stages.3.conv2.weight"  # the first projection block
+
+    def mean_share(scores: dict, key: str) -> float:
+        return float(scores[key].sum() / scores[key].numel())
+
+    ratio_raw = mean_share(raw, shortcut) / mean_share(raw, branch)
+    ratio_normalised = mean_share(normalised, shortcut) / mean_share(normalised, branch)
+    assert ratio_normalised > 10 * ratio_raw

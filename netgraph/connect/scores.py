@@ -18,8 +18,11 @@ from netgraph.graph.channels import ChannelGraph
 def connect_scores(graph: ChannelGraph, flows: Flows) -> dict[str, torch.Tensor]:
     """Data-free CoNNect score of every prunable weight: its share of path mass
     ``F_u |theta| B_v / phi`` (a kernel slice's elements split their edge's mass
-    by magnitude). Per-layer rescaling cancels in the share, so raw flows give
-    the normalised score. Keyed like :meth:`ChannelGraph.layers`."""
+    by magnitude), in the graph ``flows`` were propagated on: raw, SynFlow's score at
+    channel granularity, or CoNNect's normalised ``A~`` (``flows(graph, normalize=True)``),
+    where every block carries a comparable mass, so a light parallel branch (a 1x1
+    projection shortcut) is not the first to go. In a chain the two agree. Keyed like
+    :meth:`ChannelGraph.layers`."""
     scores: dict[str, torch.Tensor] = {}
     if not math.isfinite(flows.log_phi):
         return {key: torch.zeros(blocks[0].source.parameter().shape) for key, blocks in graph.layers().items()}

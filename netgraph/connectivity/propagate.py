@@ -17,6 +17,7 @@ present; for flows they count as zero and are reported).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from netgraph.graph.channels import Block, ChannelGraph
-from netgraph.graph.weights import Aggregation
+from netgraph.graph.weights import Aggregation, DiagonalWeight
 from netgraph.parameters import loaded
 
 
@@ -44,6 +45,8 @@ class Flows:
         log of the path sum; ``-inf`` when the network is disconnected.
     reached, reaches_output : numpy.ndarray of bool
         Reachability from an input and to an output, over nonzero weights.
+    how, normalized
+        The edge aggregation, and whether the flows are those of the normalised graph ``A~``.
 
     Examples
     --------
@@ -60,6 +63,8 @@ class Flows:
     log_phi: float
     reached: np.ndarray
     reaches_output: np.ndarray
+    how: Aggregation = "l1"
+    normalized: bool = False
 
     @property
     def alive(self) -> np.ndarray:
@@ -100,10 +105,16 @@ def path_mass(log_forward: np.ndarray, log_backward: np.ndarray, log_phi: float,
 
 
 def edge_share(block: Block, result: Flows) -> np.ndarray:
-    """``F_u B_v / phi`` of every grouped-form edge of ``block`` (``n_out x in_per_group``),
-    broadcast per group rather than gathered through :meth:`Block.channel_index`."""
+    """Path-mass share per unit of raw edge weight, for every grouped-form edge of
+    ``block`` (``n_out x in_per_group``): ``F_u B_v / phi``, times the block's
+    :func:`normalising_gain` when ``result`` holds the flows of ``A~`` (so that
+    ``|w| * share`` is the weight's path mass in the graph that was propagated).
+    Broadcast per group rather than gathered through :meth:`Block.channel_index`."""
     log_f, log_b = _grouped_logs(block, result)
-    return path_mass(log_f, log_b, result.log_phi).reshape(block.n_out, block.in_per_group)
+    share = path_mass(log_f, log_b, result.log_phi).reshape(block.n_out, block.in_per_group)
+    if result.normalized and block.kind == "param":
+        share *= math.exp(_block_reading(block, result.how, True)[1])
+    return share
 
 
 def _grouped_logs(block: Block, result: Flows) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +249,25 @@ class _ScaledVector:
             return np.log(self.values) + self.log_scale[self.node_group]
 
 
-def flows(graph: ChannelGraph, how: Aggregation = "l1") -> Flows:
+def normalising_gain(block: Block, total: float) -> float:
+    """``m_b / ||A_b||_1`` with ``m_b = min(n_in, n_out)``: the factor that gives a
+    parametric block of mass ``total`` the normalised mass of DESIGN.md section 3
+    (each block then carries a comparable mass, whatever its layer's scale)."""
+    return min(len(block.src), block.n_out) / total if total > 0 else 0.0
+
+
+def _block_reading(block: Block, how: Aggregation, normalize: bool) -> tuple[Aggregation, float]:
+    """How to read a block, and its log gain: raw, or in the normalised graph ``A~``
+    (parametric blocks scaled by :func:`normalising_gain`, norm-layer gains 1 on their support)."""
+    if not normalize or block.kind not in ("param", "diag"):
+        return how, 0.0
+    if block.kind == "diag":
+        return ("count", 0.0) if isinstance(block.source, DiagonalWeight) else (how, 0.0)
+    gain = normalising_gain(block, float(block.source.grouped(how).detach().double().sum()))
+    return how, (math.log(gain) if gain > 0 else 0.0)
+
+
+def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False) -> Flows:
     """Propagate flows and reachability through ``graph`` (DESIGN.md section 2).
 
     ``F = 1`` on inputs, ``F_v = sum_u w_uv F_u``; ``B = 1`` on outputs,
@@ -252,6 +281,9 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1") -> Flows:
     how : {"l1", "l2", "count", "nonfinite"}
         How an edge aggregates its kernel slice: sum of ``|w|`` (unstructured, the
         default), L2 norm (structured), count of nonzeros.
+    normalize : bool
+        Propagate on CoNNect's normalised graph ``A~`` instead of the raw weights
+        (the CoNNect score reads it, so parallel branches keep comparable shares).
 
     Returns
     -------
@@ -280,8 +312,9 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1") -> Flows:
     for block in graph.blocks:
         x, scale = forward.gather(block.src)
         with loaded(block.source.module):
-            flow, support = _apply(block, how, x, reached[block.src].astype(np.float64), transpose=False)
-        forward.assign(block.dst.nodes, group_of[id(block.dst)], flow, scale)
+            reading, log_gain = _block_reading(block, how, normalize)
+            flow, support = _apply(block, reading, x, reached[block.src].astype(np.float64), transpose=False)
+        forward.assign(block.dst.nodes, group_of[id(block.dst)], flow, scale + log_gain)
         reached[block.dst.nodes] = support > 0
 
     backward = _ScaledVector(graph)
@@ -296,14 +329,16 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1") -> Flows:
             continue
         backward.normalise(dst, group)
         with loaded(block.source.module):
-            flow, support = _apply(block, how, backward.values[dst], reaches[dst].astype(np.float64), transpose=True)
-        backward.add(block.src, flow, backward.log_scale[group])
+            reading, log_gain = _block_reading(block, how, normalize)
+            flow, support = _apply(block, reading, backward.values[dst], reaches[dst].astype(np.float64),
+                                   transpose=True)
+        backward.add(block.src, flow, backward.log_scale[group] + log_gain)
         reaches[block.src] |= support > 0
 
     log_forward, log_backward = forward.logs(), backward.logs()
     out_logs = log_forward[graph.output_nodes]
     log_phi = _logsumexp(out_logs)
-    return Flows(graph, log_forward, log_backward, log_phi, reached, reaches)
+    return Flows(graph, log_forward, log_backward, log_phi, reached, reaches, how, normalize)
 
 
 def _logsumexp(logs: np.ndarray) -> float:

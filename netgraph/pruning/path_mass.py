@@ -39,7 +39,7 @@ def connect_score(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) 
         raise NetgraphError("the connect score needs the model's input shape")
     graph = cached_trace(model, ctx.input_shape)
     with torch.no_grad(), reuse_weights():  # flows and scores read each weight once
-        scores = connect_scores(graph, flows(graph))
+        scores = connect_scores(graph, flows(graph, normalize=True))
     names = {module: name for name, module in model.named_modules()}
     out = []
     for module, name in params:
@@ -76,9 +76,10 @@ def iterate_connect(
     alive = [_AliveWeights(module, name, blocks[0]) for (module, name), blocks in zip(params, found)]
     sizes = [getattr(module, name).numel() for module, name in params]
     for keep in keeps:
-        with torch.no_grad(), reuse_weights():
-            result = flows(graph)
-        kept = select_alive([layer.scores(result) for layer in alive], keep, scope, sizes)
+        with torch.no_grad(), reuse_weights():  # the flows and the block gains read each weight once
+            result = flows(graph, normalize=True)
+            scored = [layer.scores(result) for layer in alive]
+        kept = select_alive(scored, keep, scope, sizes)
         for layer, flags in zip(alive, kept):
             layer.keep_only(flags)
     sync_weights(model)
