@@ -468,8 +468,9 @@ def figure(runs: list[dict], out: Path, copy: bool) -> list[Path]:
             ax_ok.legend(loc="lower left", fontsize=8)
             for ax in (ax_ok, ax_phi):
                 ax.grid(True, alpha=0.4)
-        fig.suptitle("Data-free pruning at initialisation: layer collapse / disconnection vs compression"
-                     "\n(vertical lines: refined critical exponent, dashed = no collapse & connected, dotted = connected)", fontsize=10)
+        fig.suptitle("Pruning at initialisation, data-free:\nlayer collapse and disconnection vs compression\n"
+                     "(vertical lines: refined critical exponent;\ndashed = no collapse & connected, dotted = connected)",
+                     fontsize=9)
         return save_figure(fig, out, NAME, copy)
 
 
