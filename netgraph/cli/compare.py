@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -54,7 +54,7 @@ def compare_command(
     out: Annotated[Path, typer.Option(help="Results directory; re-running with the same one resumes.")] = Path("netgraph-results"),
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: CUDA if present).")] = None,
     force: Annotated[bool, typer.Option(help="Delete the results of a different sweep in --out and start over.")] = False,
-    save_models: Annotated[str, typer.Option(help="Keep model.pt for: paths (runs the path figures draw), all, none.")] = "paths",
+    save_models: Annotated[Literal["paths", "all", "none"], typer.Option(help="Keep model.pt for the runs the path figures draw, for all runs, or for none.")] = "paths",
     figures: Annotated[bool, typer.Option(help="Draw the figures.")] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> int:

@@ -82,7 +82,7 @@ def plot_command(
     plotlyjs: Annotated[str, typer.Option(
         help="HTML: 'directory' (one plotly.min.js in --out), a path to a shared .js file (written once, "
              "linked relatively), 'cdn' (needs internet to view) or 'embed'.")] = "directory",
-    unsafe_pickle: bool = False,
+    unsafe_pickle: Annotated[bool, typer.Option(help="Allow a checkpoint that is a pickled full model (runs code: trusted files only).")] = False,
 ) -> None:
     """Draw CHECKPOINT's surviving input->output paths, per-layer alive weights
     and (MLPs on images) reaching input pixels, as PNG, SVG and HTML."""
@@ -103,7 +103,7 @@ def plot_command(
 
     name = model or params["model"]
     shape = parse_shape(input_shape) or (tuple(params["input_shape"]) if params.get("input_shape") else None)
-    classes = num_classes or params.get("num_classes")
+    classes = num_classes if num_classes is not None else params.get("num_classes")
     console = Console(stderr=True)
     with _step(console, f"loading {checkpoint} into {name}"):
         net, shape = resolve_model(name, checkpoint, shape, classes, unsafe_pickle)
