@@ -46,14 +46,6 @@ def _tracked(ids: object) -> bool:
     return isinstance(ids, torch.Tensor)
 
 
-def _scope(call: OpCall) -> str:
-    """The innermost module path the node ran in (readable names for joins and heads)."""
-    stack = list((call.node.meta.get("nn_module_stack") or {}).values())
-    path = stack[-1][0] if stack else ""
-    path = path.removeprefix("wrapped").lstrip(".")
-    return f"{path}.{call.node.name}" if path else call.node.name
-
-
 def set_join(call: OpCall, name: str, sets: list[np.ndarray]) -> NodeGroup:
     """A group of ``len(sets)`` nodes, node ``i`` fed (weight 1) by every node of ``sets[i]``."""
     width = max((len(s) for s in sets), default=0)
@@ -134,7 +126,7 @@ def product_or_fail(call: OpCall, a: object, b: object) -> torch.Tensor:
     cols = col_of.reshape(b.shape[0], 1, -1).expand(-1, shape[-2], -1)
     pairs, inverse = torch.unique(rows * len(col_sets) + cols, return_inverse=True)
     sets = [np.union1d(row_sets[int(p) // len(col_sets)], col_sets[int(p) % len(col_sets)]) for p in pairs]
-    group = set_join(call, _scope(call), sets)
+    group = set_join(call, call.name, sets)
     return (group.offset + inverse).reshape(shape)
 
 
@@ -260,7 +252,7 @@ def attention(call: OpCall) -> torch.Tensor:
         raise call.fail("query, key and value must all carry channels")
     n_heads, head_dim = call.value.shape[1], call.value.shape[-1]
     per_kv = n_heads // k.shape[1]
-    name = _scope(call).rpartition(".")[0] or call.node.name
+    name = call.name.rpartition(".")[0] or call.name
 
     def head_set(ids: torch.Tensor, head: int) -> np.ndarray:
         nodes = ids[:, head].unique().numpy()
@@ -314,7 +306,7 @@ register_function(
     aten.add.Tensor, aten.add.Scalar, aten.sub.Tensor, aten.sub.Scalar, aten.rsub.Scalar, aten.rsub.Tensor,
     aten.mul.Scalar, aten.div.Tensor, aten.div.Scalar, aten.where.self, aten.maximum.default, aten.minimum.default,
     aten.pow.Tensor_Tensor, aten.add_.Tensor, aten.mul_.Tensor, aten.bitwise_and.Tensor, aten.bitwise_or.Tensor,
-    aten.logical_and.default, aten.logical_or.default,
+    aten.logical_and.default, aten.logical_or.default, aten.__and__.Tensor, aten.__or__.Tensor,
 )(elementwise)
 register_function(
     aten.zeros_like.default, aten.ones_like.default, aten.full_like.default, aten.empty_like.default,

@@ -13,6 +13,9 @@ taken as it comes (``use_cache`` at its default).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +61,13 @@ class ExportContext:
     leaf_types: tuple[type, ...] = ()
     leaf_names: set[str] = field(default_factory=set)
 
+    def node_name(self, node: fx.Node) -> str:
+        """``module.path.node`` for an ATen node: the innermost module it ran in, then its name."""
+        stack = list((node.meta.get("nn_module_stack") or {}).values())
+        path = _strip(stack[-1][0]) if stack else ""
+        path = "" if path == _WRAPPED else path
+        return f"{path}.{node.name}" if path else node.name
+
     def parameter(self, arg: Any) -> tuple[str, nn.Module, str] | None:
         """``(module path, module, attribute)`` if ``arg`` is a parameter placeholder."""
         if not isinstance(arg, fx.Node) or arg.name not in self.params:
@@ -85,15 +95,20 @@ def _strip(fqn: str) -> str:
 def export_graph(model: nn.Module, args: tuple, kwargs: dict) -> ExportedGraph:
     """``torch.export`` ``model`` on example ``args``/``kwargs``; failures are one line."""
     wrapper = _TensorOutputs(model)
+    logging.disable(logging.CRITICAL)  # torch logs and prints failed guards and graphs: the error line says it all
     try:
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             program = torch.export.export(wrapper, args, kwargs, strict=False)
     except Exception as error:  # noqa: BLE001 - any capture failure becomes one TraceError line
         raise TraceError(f"torch.export cannot capture {type(model).__name__}: {export_failure(error)}") from None
+    finally:
+        logging.disable(logging.NOTSET)
     from torch.export.graph_signature import InputKind
 
     signature = program.graph_signature
     context = ExportContext(root=model)
+    # a tied weight (GPT-2's lm_head and wte) gets one name: the model's first, as named_parameters gives
+    canonical = {id(p): name for name, p in model.named_parameters()}
     constants: dict[str, Any] = {}
     flat, _ = program._get_flat_args_with_check(args, kwargs)
     names = [spec.arg.name for spec in signature.input_specs if spec.kind == InputKind.USER_INPUT]
@@ -103,8 +118,9 @@ def export_graph(model: nn.Module, args: tuple, kwargs: dict) -> ExportedGraph:
         if spec.kind == InputKind.USER_INPUT:
             continue
         elif spec.kind == InputKind.PARAMETER:
-            context.params[name] = _strip(spec.target)
-            constants[name] = model.get_parameter(_strip(spec.target))
+            param = model.get_parameter(_strip(spec.target))
+            context.params[name] = canonical[id(param)]
+            constants[name] = param
         elif spec.kind == InputKind.BUFFER:
             constants[name] = model.get_buffer(_strip(spec.target))
         elif spec.kind in (InputKind.CONSTANT_TENSOR, InputKind.CUSTOM_OBJ):
@@ -129,9 +145,8 @@ def export_failure(error: BaseException) -> str:
         return error_line(error)
     user_frames = [m for m in _WHERE.finditer(text) if "/torch/" not in m.group(1)]
     ops = _CALL.findall(text)
-    parts = [f"data-dependent branch on {branch.group(1).strip()}"]
-    if ops:
-        parts.append(f"read by op {ops[-1]}")
+    op = ops[-1] if ops else "aten.item"
+    parts = [f"data-dependent branch on {branch.group(1).strip()} (a tensor value read as a Python scalar by {op})"]
     if user_frames:
         frame = user_frames[-1]
         parts.append(f"at {frame.group(1).rpartition('/')[2]}:{frame.group(2)} in {frame.group(3)}: {frame.group(4).strip()}")

@@ -62,7 +62,10 @@ class OpCall:
 
     @property
     def name(self) -> str:
-        return str(self.node.target) if self.node.op == "call_module" else self.node.name
+        if self.node.op == "call_module":
+            return str(self.node.target)
+        scoped = getattr(self.tracer, "node_name", None)  # torch.export: prefixed by the module path
+        return scoped(self.node) if scoped else self.node.name
 
     def tracked(self) -> list[torch.Tensor]:
         """Index maps of every input that carries channels."""

@@ -180,11 +180,24 @@ def trace(
                 return _trace_export(model, args, kwargs, builder, input_channel_dim)
             except TraceError as export_error:
                 raise TraceError(f"{fx_error}; {export_error}") from None
+        if frontend == "auto" and not leaf_modules and _opaque_modules(model, graph):
+            try:  # torch.export sees inside torch.nn modules netgraph has no handler for
+                return _trace_export(model, args, kwargs, builder, input_channel_dim)
+            except TraceError:
+                builder = GraphBuilder()  # fx then names the module to make a leaf
         bound = _bind_fx(graph, args, kwargs)
         with eval_mode(model), torch.no_grad():
             outputs, input_nodes = _interpret(model, graph, bound, {}, builder, tracer, input_channel_dim)
         return _channel_graph(model, builder, outputs, input_nodes)
     return _trace_export(model, args, kwargs, builder, input_channel_dim)
+
+
+def _opaque_modules(model: nn.Module, graph: fx.Graph) -> bool:
+    """Whether fx kept a module (a ``torch.nn`` built-in leaf) that no handler places."""
+    return any(
+        n.op == "call_module" and not any(k in ops.MODULE_HANDLERS for k in type(model.get_submodule(n.target)).__mro__)
+        for n in graph.nodes
+    )
 
 
 def _trace_export(
