@@ -204,3 +204,33 @@ def test_a_few_training_steps_lower_the_perplexity() -> None:
           TrainConfig(epochs=1, optimizer="adam", lr=3e-3, weight_decay=0.0, max_steps_per_epoch=30), progress=False)
     after = perplexity(model, loaders.validation)
     assert before > 200 and after < 0.5 * before  # uniform over 256 bytes is 256
+
+
+TINY_LM = ("--layers", "1", "--hidden", "32", "--heads", "2", "--seq-len", "32", "--batch-size", "8",
+           "--max-steps-per-epoch", "5", "--eval-windows", "8")
+
+
+def test_train_lm_cli_reports_validation_perplexity_and_resumes(run_cli, tmp_path) -> None:
+    result = run_cli("train-lm", "--out", tmp_path, *TINY_LM)
+    assert result.code == 0, result.stderr
+    assert "validation perplexity" in result.stdout
+    assert (tmp_path / "model.pt").is_file() and (tmp_path / "config.json").is_file()
+    first = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    again = run_cli("train-lm", "--out", tmp_path, *TINY_LM, "--epochs", "2", "--resume")
+    assert again.code == 0, again.stderr
+    records = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 2 and records[0] == first[0]  # epoch 1 kept, epoch 2 added
+
+
+def test_train_lm_cli_bad_shape_is_one_line_exit_2(run_cli, tmp_path) -> None:
+    result = run_cli("train-lm", "--out", tmp_path, *TINY_LM[:2], "--hidden", "30", "--heads", "4")
+    assert result.code == 2 and len(result.error_lines) == 1
+    assert "hidden size 30 is not a multiple of the head count 4" in result.stderr
+
+
+def test_analyze_cli_traces_a_factory_llama_from_token_ids(run_cli, tests_on_path) -> None:
+    result = run_cli("analyze", "hf_models:tiny_llama", "--input-shape", "16", "--input-dtype", "long")
+    assert result.code == 0, result.stderr
+    assert "model.layers.1.mlp.down_proj.weight" in result.stdout and "connected (64/64 outputs" in result.stdout
+    bad = run_cli("analyze", "hf_models:tiny_llama", "--input-shape", "16", "--input-dtype", "complex")
+    assert bad.code == 2 and len(bad.error_lines) == 1 and "--input-dtype must be one of" in bad.stderr

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from netgraph.atomic import atomic_write_json
 from netgraph.cli.app import app
-from netgraph.cli.loading import leaf_modules, parse_shape, resolve_model
+from netgraph.cli.loading import leaf_modules, parse_dtype, parse_shape, resolve_model
 from netgraph.connectivity.propagate import flows
 from netgraph.connectivity.report import ConnectivityReport, analyze
 from netgraph.errors import EXIT_DISCONNECTED, EXIT_OK, NetgraphError
@@ -81,6 +81,7 @@ def analyze_command(
     leaf: Annotated[Optional[list[str]], typer.Option(help="Module name or class to treat as an opaque leaf (repeatable).")] = None,
     unsafe_pickle: Annotated[bool, typer.Option(help="Allow a checkpoint that is a pickled full model (runs code: trusted files only).")] = False,
     layers: Annotated[bool, typer.Option(help="Show the per-layer table.")] = True,
+    input_dtype: Annotated[Optional[str], typer.Option(help="Input dtype: float32 (default) or long (token ids below the first Embedding's size).")] = None,
 ) -> int:
     """Trace MODEL into its channel graph and report input-output connectivity.
 
@@ -90,7 +91,7 @@ def analyze_command(
         raise NetgraphError(f"--json {json_out} is a directory")
     shape = parse_shape(input_shape)
     net, shape = resolve_model(model, checkpoint, shape, num_classes, unsafe_pickle)
-    graph = trace(net, input_shape=shape, leaf_modules=leaf_modules(net, leaf or []))
+    graph = trace(net, input_shape=shape, leaf_modules=leaf_modules(net, leaf or []), input_dtype=parse_dtype(input_dtype))
     result = flows(graph)
     report = analyze(graph, result)
     console = Console(width=None if Console().is_terminal else 160)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from netgraph.errors import NetgraphError
@@ -24,6 +25,18 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     if not shape or any(n <= 0 for n in shape):
         raise NetgraphError(f"--input-shape must be positive integers, got '{text}'")
     return shape
+
+
+INPUT_DTYPES = {"float32": torch.float32, "float64": torch.float64, "long": torch.long, "int64": torch.long}
+
+
+def parse_dtype(text: str | None) -> torch.dtype | None:
+    """``--input-dtype``: ``long`` draws token ids for models that start with an Embedding."""
+    if text is None:
+        return None
+    if text not in INPUT_DTYPES:
+        raise NetgraphError(f"--input-dtype must be one of {', '.join(INPUT_DTYPES)}, got '{text}'")
+    return INPUT_DTYPES[text]
 
 
 def resolve_model(
