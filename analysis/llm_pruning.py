@@ -79,42 +79,56 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
+def _paired(rows: list[dict], ratio: float, imp: str, stage: str, against: str) -> list[float]:
+    """Same-seed differences of ``stage`` perplexity: arm minus the ``against`` arm (or the dense model)."""
+    ref = {r["seed"]: r for r in rows if r["importance"] == against and (against == "dense" or r["ratio"] == ratio)}
+    return [r[stage] - ref[r["seed"]][stage if against != "dense" or stage == "ppl_recovered" else "ppl_dense"]
+            for r in rows if r["ratio"] == ratio and r["importance"] == imp and r["seed"] in ref]
+
+
 def table(rows: list[dict]) -> str:
     lines = [
-        "| heads+channels removed | importance | val ppl dense | after pruning | after recovery | "
-        "Δ recovered vs Taylor (paired) | params | MACs/token |",
-        "|---|---|---|---|---|---|---|---|",
+        "| removed | importance | val ppl after pruning | Δ vs Taylor (paired) | after recovery | "
+        "Δ vs Taylor (paired) | Δ vs dense + same recovery | params | MACs/token |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for ratio in (0.0, *RATIOS):
-        base = {r["seed"]: r for r in rows if r["ratio"] == ratio and r["importance"] == "taylor"}
-        for imp in ("dense",) if ratio == 0 else IMPORTANCES:
+    dense = [r for r in rows if r["importance"] == "dense"]
+    lines.append(f"| 0% | dense | {_ms([r['ppl_dense'] for r in dense])} | — | {_ms([r['ppl_recovered'] for r in dense])} "
+                 "| — | — | 1.00x | 1.00x |")
+    for ratio in RATIOS:
+        for imp in IMPORTANCES:
             sel = [r for r in rows if r["ratio"] == ratio and r["importance"] == imp]
             if not sel:
                 continue
-            diffs = [r["ppl_recovered"] - base[r["seed"]]["ppl_recovered"] for r in sel if r["seed"] in base]
+
+            def vs_taylor(stage: str) -> str:
+                return "—" if imp == "taylor" else _ms(_paired(rows, ratio, imp, stage, "taylor"))
+
             lines.append(
-                f"| {ratio:.0%} | {imp} | {_ms([r['ppl_dense'] for r in sel])} | {_ms([r['ppl_pruned'] for r in sel])} "
-                f"| {_ms([r['ppl_recovered'] for r in sel])} | {_ms(diffs) if diffs and imp != 'taylor' else '—'} "
+                f"| {ratio:.0%} | {imp} | {_ms([r['ppl_pruned'] for r in sel])} | {vs_taylor('ppl_pruned')} "
+                f"| {_ms([r['ppl_recovered'] for r in sel])} | {vs_taylor('ppl_recovered')} "
+                f"| {_ms(_paired(rows, ratio, imp, 'ppl_recovered', 'dense'))} "
                 f"| {sel[0]['params'] / sel[0]['params_dense']:.2f}x | {sel[0]['macs'] / sel[0]['macs_dense']:.2f}x |"
             )
     return "\n".join(lines)
 
 
 def figure(rows: list[dict], path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=False)
+    """Same-seed perplexity increase over the dense model (after recovery: over the dense
+    model given the same recovery steps), so seed-to-seed spread of the base cancels."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
     for ax, stage, title in zip(axes, ("ppl_pruned", "ppl_recovered"), ("after pruning", "after recovery")):
         for k, imp in enumerate(IMPORTANCES):
             for j, ratio in enumerate(RATIOS):
-                vals = [r[stage] for r in rows if r["ratio"] == ratio and r["importance"] == imp]
-                x = j + (k - 1) * 0.25
+                vals = _paired(rows, ratio, imp, stage, "dense")
+                x = j + (k - 1) * 0.22
                 ax.scatter([x] * len(vals), vals, s=14, color=f"C{k}", label=imp if j == 0 else None)
-                ax.hlines(statistics.mean(vals), x - 0.1, x + 0.1, color=f"C{k}")
-        dense = statistics.mean(r[stage] for r in rows if r["importance"] == "dense")
-        ax.axhline(dense, color="grey", ls=":", lw=1, label="dense (same recovery)")
-        ax.set_xticks(range(len(RATIOS)), [f"{r:.0%} removed" for r in RATIOS])
-        ax.set_title(f"validation perplexity {title}", fontsize=9)
-        ax.set_yscale("log")
-    axes[0].legend(fontsize=7)
+                ax.hlines(statistics.mean(vals), x - 0.09, x + 0.09, color=f"C{k}")
+        ax.axhline(0, color="grey", ls=":", lw=1)
+        ax.set_xticks(range(len(RATIOS)), [f"{r:.0%} of heads + MLP channels" for r in RATIOS], fontsize=8)
+        ax.set_title(f"{title}: Δ val perplexity vs dense", fontsize=9)
+    axes[0].set_ylabel("perplexity increase (same seed)")
+    axes[0].legend(fontsize=7, title="importance", title_fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -127,13 +141,17 @@ def main() -> None:
     parser.add_argument("--recovery-steps", type=int, default=40)
     parser.add_argument("--calibration-batches", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="tiny budget: checks the script runs")
+    parser.add_argument("--from-json", action="store_true", help="only redraw table and figure from the results file")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    base, recovery = (20, 5) if args.quick else (args.base_steps, args.recovery_steps)
-    rows = run(args.seeds, base, recovery, args.calibration_batches, seq_len=64, batch_size=16, eval_windows=64)
     out = ROOT / "analysis" / "results" / "llm_pruning.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
+    if args.from_json:
+        rows = json.loads(out.read_text())
+    else:
+        torch.set_num_threads(1)
+        base, recovery = (20, 5) if args.quick else (args.base_steps, args.recovery_steps)
+        rows = run(args.seeds, base, recovery, args.calibration_batches, seq_len=64, batch_size=16, eval_windows=64)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=1))
     print(table(rows))
     figure(rows, ROOT / "figures" / "llm_pruning.png")
 

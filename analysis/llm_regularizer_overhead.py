@@ -8,7 +8,7 @@ Method: one process; warm-up, then training steps and regularizer passes alterna
 the ratio is the median of per-pair ratios (each pass against the step beside it),
 at every ``--threads`` value (both sides alike).
 
-Run: ``python analysis/llm_regularizer_overhead.py [--threads 1 2] [--pairs 20]``.
+Run: ``python analysis/llm_regularizer_overhead.py [--threads 1 2] [--pairs 20] [--seq-len 64]``.
 """
 
 from __future__ import annotations
@@ -60,11 +60,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--seq-len", type=int, default=64, help="bytes per window of the training batch (16 windows)")
     args = parser.parse_args()
     print("| threads | training step (ms) | CoNNect fwd+bwd (ms) | ratio (median, IQR) |")
     print("|---|---|---|---|")
     for threads in args.threads:
-        r = measure(threads, args.pairs, batch=16, seq_len=64)
+        r = measure(threads, args.pairs, batch=16, seq_len=args.seq_len)
         print(f"| {threads} | {r['step_ms']:.1f} | {r['reg_ms']:.1f} | {r['ratio']:.3f} "
               f"({r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}) |")
 

@@ -228,6 +228,9 @@ def mul(call: OpCall) -> torch.Tensor:
     return elementwise(call)
 
 
+register_function(aten.cumsum.default)(channel_local)  # RoBERTa's positions from the padding mask
+
+
 @register_function(aten.mean.dim, aten.sum.dim_IntList, aten.var.correction, aten.amax.default)
 def reduction(call: OpCall) -> torch.Tensor:
     """A reduction that keeps channels (mean over tokens) is channel-local. One that mixes
@@ -287,7 +290,7 @@ register_function(
     aten.narrow.default, aten.roll.default, aten.flip.default, aten.alias.default, aten.detach.default,
     aten.detach_.default, aten.lift_fresh_copy.default, aten.index.Tensor, aten.movedim.int, aten.expand_as.default,
     aten.channel_shuffle.default, aten.pixel_shuffle.default, aten.pixel_unshuffle.default, aten.view_as.default,
-    aten.repeat_interleave.self_int, aten.tensor_split.sections, aten.swapaxes.default,
+    aten.repeat_interleave.self_int, aten.tensor_split.sections, aten.swapaxes.default, aten.gather.default,
 )(movement)
 register_function(
     aten.silu.default, aten.gelu.default, aten.relu.default, aten.relu_.default, aten.tanh.default,
