@@ -58,16 +58,11 @@ def _conv_rank(model: nn.Module) -> int | None:
 
 
 def example_inputs(model: nn.Module, shapes: Sequence[Shape], dtype: str = "float") -> tuple[torch.Tensor, ...]:
-    """One batch-of-one tensor per shape: standard normal floats, or (``dtype="long"``)
-    token ids drawn below the size of the model's first embedding table."""
-    if dtype == "float":
-        return tuple(torch.randn(1, *shape) for shape in shapes)
-    embedding = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
-    if embedding is None:
-        raise NetgraphError("--input-dtype long draws token ids below the first embedding's size, "
-                            f"but {type(model).__name__} has no nn.Embedding")
-    generator = torch.Generator().manual_seed(0)
-    return tuple(torch.randint(embedding.num_embeddings, (1, *shape), generator=generator) for shape in shapes)
+    """One batch-of-one tensor per ``--input-shape``: floats, or (``--input-dtype long``)
+    token ids below the size of the model's first embedding table."""
+    from netgraph.graph.tracer import example_batch
+
+    return tuple(example_batch(model, shape, torch.long if dtype == "long" else None) for shape in shapes)
 
 
 def load_example_input(path: Path) -> Any:

@@ -126,6 +126,30 @@ class Block:
 
 
 @dataclass(eq=False)
+class AttentionHeads:
+    """The heads of one attention: what head scoring and removal read.
+
+    ``scores`` holds one node per query head (where that head's q and k channels
+    meet); ``channels`` the ``n_heads * head_dim`` mixed channels (value channel times
+    its head's score), head-major: the input channels of the output projection. Every
+    input->output path through the attention crosses exactly one of them, so a head's
+    path share is the sum over its ``head_dim`` channels.
+    """
+
+    name: str
+    scores: NodeGroup
+    channels: NodeGroup
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+
+    def head_nodes(self, head: int) -> np.ndarray:
+        """Node ids of head ``head``'s mixed channels."""
+        start = self.channels.offset + head * self.head_dim
+        return np.arange(start, start + self.head_dim)
+
+
+@dataclass(eq=False)
 class ChannelGraph:
     """A model seen as a DAG of channels: the one structure every analysis reads.
 
@@ -162,6 +186,8 @@ class ChannelGraph:
     blocks: list[Block]
     input_nodes: np.ndarray
     output_nodes: np.ndarray
+    #: one entry per attention the tracer recognised (heads as groups)
+    heads: list[AttentionHeads] = field(default_factory=list)
 
     @property
     def n_nodes(self) -> int:

@@ -62,7 +62,10 @@ class OpCall:
 
     @property
     def name(self) -> str:
-        return str(self.node.target) if self.node.op == "call_module" else self.node.name
+        if self.node.op == "call_module":
+            return str(self.node.target)
+        scoped = getattr(self.tracer, "node_name", None)  # torch.export: prefixed by the module path
+        return scoped(self.node) if scoped else self.node.name
 
     def tracked(self) -> list[torch.Tensor]:
         """Index maps of every input that carries channels."""
@@ -109,7 +112,7 @@ class OpCall:
         return TraceError(
             f"cannot place {self.describe()} in the channel graph: {why}; register a handler "
             f"(netgraph.graph.ops.register_module/register_function/register_method) or {leaf} "
-            f"(leaf_modules=[...] / --leaf NAME)"
+            f"(leaf_modules=[...])"
         )
 
 

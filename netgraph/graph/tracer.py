@@ -1,6 +1,10 @@
-"""Trace a model with ``torch.fx`` into a :class:`~netgraph.graph.channels.ChannelGraph`.
+"""Trace a model into a :class:`~netgraph.graph.channels.ChannelGraph`.
 
-The fx graph is executed once on an example input (batch of one, eval mode),
+Two front-ends give an fx graph: ``torch.fx`` symbolic tracing (module-level nodes,
+readable, honours leaf modules) and ``torch.export`` (ATen-level, captures what fx
+cannot, such as Hugging Face ``transformers`` models; see :mod:`netgraph.graph.export`).
+``frontend="auto"`` tries fx and falls back to ``torch.export`` when fx cannot trace.
+Either graph is executed once on an example input (batch of one, eval mode),
 carrying for every tensor both its real value (for shapes) and its index map
 (which channel node each element came from, see :mod:`netgraph.graph.idmaps`). Op
 handlers (:mod:`netgraph.graph.ops`) turn index maps of inputs into index maps of
@@ -11,15 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import fx, nn
 
 from netgraph.errors import TraceError
-from netgraph.graph import ops
-from netgraph.graph.channels import Block, BlockKind, ChannelGraph, NodeGroup
+from netgraph.graph import aten, ops  # noqa: F401 - aten registers the ATen handlers
+from netgraph.graph.channels import AttentionHeads, Block, BlockKind, ChannelGraph, NodeGroup
+from netgraph.graph.export import export_graph
 from netgraph.graph.idmaps import ID_DTYPE, broadcast_channels, leaves, map_structure
 from netgraph.graph.weights import WeightSource
 from netgraph.modes import eval_mode
@@ -32,6 +37,7 @@ class GraphBuilder:
 
     groups: list[NodeGroup] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+    heads: list[AttentionHeads] = field(default_factory=list)
     n_nodes: int = 0
 
     def new_group(self, name: str, size: int, kind: str) -> NodeGroup:
@@ -105,22 +111,43 @@ def symbolic_graph(model: nn.Module, leaf_modules: Sequence[type | str] = ()) ->
         where = f" inside {tracer.failed_in}" if tracer.failed_in else ""
         raise TraceError(
             f"torch.fx cannot trace {type(model).__name__}{where}: {error_line(error)} "
-            f"(register that module as a leaf: trace(..., leaf_modules=[...]) or --leaf NAME)"
+            f"(register that module as a leaf: leaf_modules=[...])"
         ) from None
     return graph, tracer
 
 
+Frontend = Literal["auto", "fx", "export"]
+
+
+def example_batch(model: nn.Module, input_shape: Sequence[int], input_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A batch of one of ``input_shape`` on the model's device: standard normal floats
+    (in the model's dtype unless ``input_dtype`` says otherwise), or, for an integer
+    ``input_dtype``, token ids drawn below the first Embedding's ``num_embeddings``."""
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = input_dtype or (param.dtype if param is not None else torch.float32)
+    if dtype.is_floating_point:
+        return torch.randn(1, *input_shape, device=device, dtype=dtype)
+    table = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    if table is None:
+        raise TraceError(f"input dtype {dtype} needs an Embedding to draw token ids for: the model has none")
+    return torch.randint(0, table.num_embeddings, (1, *input_shape), device=device, dtype=dtype)
+
+
 def _example_inputs(
-    model: nn.Module, example_input: Any, input_shape: Sequence[int] | None
-) -> tuple[Any, ...]:
+    model: nn.Module, example_input: Any, input_shape: Sequence[int] | None, input_dtype: torch.dtype | None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``(args, kwargs)`` to run the model on: a tensor, a tuple (positional) or a dict
+    (keyword arguments, ``input_ids=...``) as given, else a batch of one of ``input_shape``:
+    standard normal floats, or for an integer ``input_dtype`` token ids drawn below the
+    first Embedding's ``num_embeddings``."""
     if example_input is None:
         if input_shape is None:
-            raise TraceError("give an example input or an input shape (e.g. --input-shape 3,224,224)")
-        param = next((p for p in model.parameters() if p.is_floating_point()), None)
-        device = param.device if param is not None else torch.device("cpu")
-        dtype = param.dtype if param is not None else torch.float32
-        example_input = torch.randn(1, *input_shape, device=device, dtype=dtype)
-    return tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+            raise TraceError("give an example input or input_shape= (one sample's shape, e.g. 3,224,224)")
+        example_input = example_batch(model, input_shape, input_dtype)
+    if isinstance(example_input, dict):
+        return (), dict(example_input)
+    return (tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)), {}
 
 
 def trace(
@@ -129,20 +156,86 @@ def trace(
     input_shape: Sequence[int] | None = None,
     leaf_modules: Sequence[type | str] = (),
     input_channel_dim: int | None = None,
+    input_dtype: torch.dtype | None = None,
+    frontend: Frontend = "auto",
 ) -> ChannelGraph:
     """Build the channel graph of ``model``.
 
-    ``example_input`` is a tensor (or tuple of tensors) with a batch dim;
-    alternatively ``input_shape`` is the per-sample shape. ``leaf_modules``
-    (types or qualified names) are not entered: each becomes a black box
+    ``example_input`` is a tensor with a batch dim, a tuple of them (positional
+    arguments) or a dict (keyword arguments, e.g. ``input_ids`` and
+    ``attention_mask``); alternatively ``input_shape`` is the per-sample shape and
+    ``input_dtype`` its dtype (an integer dtype draws token ids). ``leaf_modules``
+    (types or qualified names, fx only) are not entered: each becomes a black box
     connecting all of its input channels to all of its output channels.
     ``input_channel_dim`` picks the channel dim of float inputs (default: 1).
+    ``frontend``: ``"fx"``, ``"export"`` (``torch.export``, for Hugging Face models and
+    anything fx cannot trace) or ``"auto"``: fx, and ``torch.export`` when fx fails and
+    no leaf modules were asked for.
     """
-    inputs = _example_inputs(model, example_input, input_shape)
-    graph, tracer = symbolic_graph(model, leaf_modules)
+    args, kwargs = _example_inputs(model, example_input, input_shape, input_dtype)
     builder = GraphBuilder()
-    with eval_mode(model), torch.no_grad():
-        outputs, input_nodes = _interpret(model, graph, inputs, builder, tracer, input_channel_dim)
+    if frontend == "export" and leaf_modules:
+        raise TraceError("leaf modules need the fx front-end (frontend='fx' or 'auto')")
+    if frontend in ("fx", "auto"):
+        try:
+            graph, tracer = symbolic_graph(model, leaf_modules)
+        except TraceError as fx_error:
+            if frontend == "fx" or leaf_modules:
+                raise
+            try:
+                return _trace_export(model, args, kwargs, builder, input_channel_dim)
+            except TraceError as export_error:
+                raise TraceError(f"{fx_error}; {export_error}") from None
+        if frontend == "auto" and not leaf_modules and _opaque_modules(model, graph):
+            try:  # torch.export sees inside torch.nn modules netgraph has no handler for
+                return _trace_export(model, args, kwargs, builder, input_channel_dim)
+            except TraceError:
+                builder = GraphBuilder()  # fx then names the module to make a leaf
+        bound = _bind_fx(graph, args, kwargs)
+        with eval_mode(model), torch.no_grad():
+            outputs, input_nodes = _interpret(model, graph, bound, {}, builder, tracer, input_channel_dim)
+        return _channel_graph(model, builder, outputs, input_nodes)
+    return _trace_export(model, args, kwargs, builder, input_channel_dim)
+
+
+def _opaque_modules(model: nn.Module, graph: fx.Graph) -> bool:
+    """Whether fx kept a module (a ``torch.nn`` built-in leaf) that no handler places."""
+    return any(
+        n.op == "call_module" and not any(k in ops.MODULE_HANDLERS for k in type(model.get_submodule(n.target)).__mro__)
+        for n in graph.nodes
+    )
+
+
+def _trace_export(
+    model: nn.Module, args: tuple, kwargs: dict, builder: GraphBuilder, channel_dim: int | None
+) -> ChannelGraph:
+    with eval_mode(model):
+        exported = export_graph(model, args, kwargs)
+        with torch.no_grad():
+            outputs, input_nodes = _interpret(
+                model, exported.graph, exported.user_inputs, exported.constants, builder, exported.context, channel_dim
+            )
+    return _channel_graph(model, builder, outputs, input_nodes)
+
+
+def _bind_fx(graph: fx.Graph, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """Placeholder name -> value: positional arguments in order, keyword ones by name."""
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    bound = {node.name: value for node, value in zip(placeholders, args)}
+    for node in placeholders[len(args):]:
+        if node.target in kwargs:
+            bound[node.name] = kwargs[node.target]
+        elif node.args:
+            bound[node.name] = node.args[0]
+        else:
+            raise TraceError(f"the model takes more inputs than given (missing '{node.target}')")
+    unknown = set(kwargs) - {str(n.target) for n in placeholders}
+    if unknown:
+        raise TraceError(f"the model takes no input named {', '.join(sorted(unknown))}")
+    return bound
+
+
+def _channel_graph(model: nn.Module, builder: GraphBuilder, outputs: Any, input_nodes: list[np.ndarray]) -> ChannelGraph:
     output_ids = [ids for ids in leaves(outputs) if isinstance(ids, torch.Tensor)]
     output_nodes = np.unique(torch.cat([i.reshape(-1) for i in output_ids]).numpy()) if output_ids else np.array([])
     output_nodes = output_nodes[output_nodes >= 0].astype(np.int64)
@@ -152,8 +245,9 @@ def trace(
         model=model,
         groups=builder.groups,
         blocks=builder.blocks,
-        input_nodes=np.concatenate(input_nodes),
+        input_nodes=np.concatenate(input_nodes) if input_nodes else np.array([], dtype=np.int64),
         output_nodes=output_nodes,
+        heads=builder.heads,
     )
 
 
@@ -176,8 +270,11 @@ def _fetch_attr(model: nn.Module, target: str) -> Any:
     return value
 
 
-def _interpret(model, graph, inputs, builder, tracer, channel_dim):  # type: ignore[no-untyped-def]
-    """Run the fx graph on real values and index maps side by side."""
+def _interpret(model, graph, inputs, constants, builder, tracer, channel_dim):  # type: ignore[no-untyped-def]
+    """Run the fx graph on real values and index maps side by side.
+
+    ``inputs`` binds user-input placeholders by name; ``constants`` the placeholders
+    that are parameters, buffers or constants (``torch.export``): they carry no channels."""
     values: dict[fx.Node, Any] = {}
     ids: dict[fx.Node, Any] = {}
     order = list(graph.nodes)
@@ -185,20 +282,18 @@ def _interpret(model, graph, inputs, builder, tracer, channel_dim):  # type: ign
     for i, node in enumerate(order):
         for used in node.all_input_nodes:
             last_use[used] = i
-    placeholders = iter(inputs)
     input_nodes: list[np.ndarray] = []
+    tensors = sum(isinstance(v, torch.Tensor) for v in inputs.values())
     for i, node in enumerate(order):
         if node.op == "placeholder":
-            try:
-                value = next(placeholders)
-            except StopIteration:
-                if not node.args:
-                    raise TraceError(f"the model takes more inputs than given (missing '{node.target}')") from None
-                value = node.args[0]
-            values[node] = value
-            before = builder.n_nodes
-            ids[node] = _input_ids(value, node.target if len(inputs) > 1 else "input", builder, channel_dim)
-            input_nodes.append(np.arange(before, builder.n_nodes))
+            if node.name in constants:
+                values[node], ids[node] = constants[node.name], None
+            else:
+                value = inputs[node.name]
+                values[node] = value
+                before = builder.n_nodes
+                ids[node] = _input_ids(value, str(node.target) if tensors > 1 else "input", builder, channel_dim)
+                input_nodes.append(np.arange(before, builder.n_nodes))
         elif node.op == "get_attr":
             values[node] = _fetch_attr(model, node.target)
             ids[node] = None
@@ -213,11 +308,11 @@ def _interpret(model, graph, inputs, builder, tracer, channel_dim):  # type: ign
             try:
                 value = _run(node, module, args, kwargs)
             except Exception as error:
-                shapes = ", ".join(str(tuple(x.shape)) for x in inputs if isinstance(x, torch.Tensor))
+                shapes = ", ".join(str(tuple(x.shape)) for x in inputs.values() if isinstance(x, torch.Tensor))
                 message = error_line(error)
                 raise TraceError(
                     f"running the model on input {shapes} failed at fx node '{node.name}' ({node.target}): "
-                    f"{message} (check --input-shape)"
+                    f"{message} (check input_shape=)"
                 ) from None
             values[node] = value
             call = ops.OpCall(node, module, args, kwargs, arg_ids, kwarg_ids, value, builder, tracer)

@@ -182,9 +182,9 @@ class DiagonalWeight(WeightSource):
     param_name: str | None = "weight"
 
     def gain(self) -> torch.Tensor:
-        gamma = getattr(self.module, "weight", None)
+        gamma = getattr(self.module, self.param_name, None) if self.param_name else None
         scale = (
-            effective_weight(self.module, "weight").abs()
+            effective_weight(self.module, self.param_name).abs()
             if gamma is not None
             else torch.ones(self.channels, dtype=torch.float32)
         )
@@ -203,9 +203,9 @@ class DiagonalWeight(WeightSource):
 
     def gate(self) -> torch.Tensor:
         """``|gamma|`` alone, the node gate of structured CoNNect."""
-        if getattr(self.module, "weight", None) is None:
+        if not self.param_name or getattr(self.module, self.param_name, None) is None:
             return torch.ones(self.channels)
-        return effective_weight(self.module, "weight").abs()
+        return effective_weight(self.module, self.param_name).abs()
 
     def to_parameter(self, per_edge: torch.Tensor) -> torch.Tensor:
         return per_edge.reshape(-1)
