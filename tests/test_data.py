@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DistributedSampler
 
 from netgraph.errors import NetgraphError
-from netgraph.training.data import DATASETS, DataSplits, load_dataset, make_loaders
+from netgraph.training.data import DATASETS, DataSplits, ShardedBatchSampler, load_dataset, make_loaders
 from netgraph.training.models import build_model
 
 
@@ -116,7 +116,10 @@ def test_distributed_loader_uses_a_seeded_sampler(tmp_path) -> None:
     try:
         splits = load_dataset("synthetic")
         train, test = make_loaders(splits, 64, seed=5, distributed=True)
-        assert isinstance(train.sampler, DistributedSampler) and train.sampler.seed == 5
+        assert isinstance(train.batch_sampler, ShardedBatchSampler)
+        single, _ = make_loaders(splits, 64, seed=5)
+        for (x_d, y_d), (x_s, y_s) in zip(train, single, strict=True):  # one rank: the single-process batches
+            assert torch.equal(x_d, x_s) and torch.equal(y_d, y_s)
         assert sum(len(y) for _, y in train) == 512
         assert len(test.dataset) == 256 and not isinstance(test.sampler, DistributedSampler)
     finally:

@@ -233,4 +233,4 @@ def test_analyze_cli_traces_a_factory_llama_from_token_ids(run_cli, tests_on_pat
     assert result.code == 0, result.stderr
     assert "model.layers.1.mlp.down_proj.weight" in result.stdout and "connected (64/64 outputs" in result.stdout
     bad = run_cli("analyze", "hf_models:tiny_llama", "--input-shape", "16", "--input-dtype", "complex")
-    assert bad.code == 2 and len(bad.error_lines) == 1 and "--input-dtype must be one of" in bad.stderr
+    assert bad.code == 2 and len(bad.error_lines) == 1 and "'complex' is not one of 'float', 'long'" in bad.stderr

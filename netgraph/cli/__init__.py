@@ -38,7 +38,7 @@ FLAGS = {
     "protocols=": "--protocols",
 }
 _PARAMETER = re.compile(
-    r"(?<![\w-])(?:" + "|".join(re.escape(k) for k in sorted(FLAGS, key=len, reverse=True)) + r")(?![\w\[=])"
+    r"(?<![\w\"-])(?:" + "|".join(re.escape(k) for k in sorted(FLAGS, key=len, reverse=True)) + r")(?![\w\[=])"
 )
 
 

@@ -159,18 +159,50 @@ def trace(
     input_dtype: torch.dtype | None = None,
     frontend: Frontend = "auto",
 ) -> ChannelGraph:
-    """Build the channel graph of ``model``.
+    """Build the channel graph of ``model``: one node per channel, one block per layer.
 
-    ``example_input`` is a tensor with a batch dim, a tuple of them (positional
-    arguments) or a dict (keyword arguments, e.g. ``input_ids`` and
-    ``attention_mask``); alternatively ``input_shape`` is the per-sample shape and
-    ``input_dtype`` its dtype (an integer dtype draws token ids). ``leaf_modules``
-    (types or qualified names, fx only) are not entered: each becomes a black box
-    connecting all of its input channels to all of its output channels.
-    ``input_channel_dim`` picks the channel dim of float inputs (default: 1).
-    ``frontend``: ``"fx"``, ``"export"`` (``torch.export``, for Hugging Face models and
-    anything fx cannot trace) or ``"auto"``: fx, and ``torch.export`` when fx fails and
-    no leaf modules were asked for.
+    The model is run once on a batch of one, carrying an index map next to every
+    tensor (which channel each element came from), in eval mode and without gradients;
+    the model is left as it was.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any PyTorch model: torchvision, Hugging Face transformers, your own; on the
+        meta device too (see :mod:`netgraph.connectivity.streaming`).
+    example_input : Tensor, tuple or dict, optional
+        A batch of one: a tensor, a tuple of them (positional arguments) or a dict
+        (keyword arguments, e.g. ``input_ids`` and ``attention_mask``).
+    input_shape : sequence of int, optional
+        One sample's shape, instead of ``example_input``.
+    leaf_modules : sequence of type or str
+        Modules (types or qualified names, fx only) not entered: each becomes a black
+        box connecting all of its input channels to all of its output channels.
+    input_channel_dim : int, optional
+        The channel dim of float inputs (default 1).
+    input_dtype : torch.dtype, optional
+        With ``input_shape``: an integer dtype draws token ids below the first
+        Embedding's size (default: the model's float dtype).
+    frontend : {"auto", "fx", "export"}
+        ``torch.fx`` symbolic tracing, ``torch.export`` (Hugging Face models and
+        anything fx cannot trace), or ``"auto"``: fx, then ``torch.export`` when fx
+        fails and no leaf modules were asked for.
+
+    Returns
+    -------
+    ChannelGraph
+
+    Raises
+    ------
+    TraceError
+        One line naming the node, the op or module and what to do.
+
+    Examples
+    --------
+    >>> import netgraph as ng
+    >>> graph = ng.trace(ng.build_model("lenet5"), input_shape=(1, 28, 28))
+    >>> graph.n_nodes, len(graph.layers())
+    (237, 5)
     """
     args, kwargs = _example_inputs(model, example_input, input_shape, input_dtype)
     builder = GraphBuilder()
