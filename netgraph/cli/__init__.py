@@ -13,7 +13,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from netgraph.cli import analyze, compare, plot, train  # noqa: F401,E402  (each module registers its commands)
+from netgraph.cli import analyze, compare, plot, prune, train  # noqa: F401,E402  (each module registers its commands)
 from netgraph.cli.app import app
 from netgraph.errors import EXIT_ERROR, NetgraphError
 from netgraph.text import first_line

@@ -48,6 +48,10 @@ def resolve_model(
         except Exception as error:  # a user factory's own failure: one line, not a traceback
             raise NetgraphError(f"building model '{name}' failed: {type(error).__name__}: {first_line(error)}") from None
         if state is not None:
+            from netgraph.pruning.structured import STRUCTURE_KEY, resize_to_state
+
+            if STRUCTURE_KEY in state:  # ``netgraph prune --structured``: replay the smaller widths
+                state = resize_to_state(model, state)
             apply_checkpoint(model, state)
     if shape is None:
         raise NetgraphError(f"no default input shape for '{name}': pass --input-shape (e.g. 3,224,224)")

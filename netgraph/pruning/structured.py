@@ -297,3 +297,33 @@ def _set_widths(module: nn.Module, shape: torch.Size) -> None:
         module.num_channels = int(shape[0])
     elif isinstance(module, nn.LayerNorm):
         module.normalized_shape = tuple(shape)
+
+
+def connect_sparse_training(
+    model: nn.Module,
+    train_loader: torch.utils.data.DataLoader,
+    test_loader: torch.utils.data.DataLoader,
+    input_shape: Sequence[int],
+    lambda_r: float,
+    epochs: int,
+    lr: float = 1e-3,
+    device: str | None = None,
+    seed: int = 0,
+) -> float:
+    """Train ``model`` with ``task + lambda_r * R`` for structured CoNNect ``R`` (slice L2
+    norms, BatchNorm gates) before one-shot pruning, and return the final test accuracy.
+
+    This is the role ``pruner.regularize()`` plays in Torch-Pruning's sparse
+    training, as a hook of the training engine (which runs it under AMP on CUDA and
+    drops a non-finite R). Concentrating path mass on few channels is meant to leave
+    the channels pruning removes carrying little of it.
+    """
+    from netgraph.connect.regularizer import CoNNect
+    from netgraph.training.engine import TrainConfig, train
+
+    if epochs < 1 or not lambda_r > 0:
+        raise NetgraphError(f"sparse training needs epochs >= 1 and lambda_r > 0, got {epochs} and {lambda_r:g}")
+    regularizer = CoNNect(model, input_shape=input_shape, structured=True, gates=True)
+    config = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, weight_decay=0.0, lambda_r=lambda_r,
+                         seed=seed, device=device)
+    return train(model, train_loader, test_loader, config, regularizer=regularizer).final_accuracy
