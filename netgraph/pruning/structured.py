@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -114,7 +115,8 @@ def structural_prune(
         ignored_layers = [prunable_parameters(model)[-1][0]]
     names = {module: name for name, module in model.named_modules()}
     outcome = PruneOutcome(ratio)
-    with eval_mode(model):  # DepGraph's tracing sets eval mode and leaves it
+    with eval_mode(model), warnings.catch_warnings():  # DepGraph's tracing sets eval mode and leaves it
+        warnings.filterwarnings("ignore", "Unwrapped parameters", UserWarning)  # refused below, by name
         pruner = tp.pruner.BasePruner(  # ``MetaPruner`` is its deprecated alias
             model,
             example_input.to(device),
@@ -124,7 +126,7 @@ def structural_prune(
             global_pruning=global_pruning,
             round_to=round_to,
         )
-        _check_groupable(pruner.DG, names)
+        _check_groupable(pruner.DG, model)
         if not global_pruning:
             widths = [_out_channels(pruner.DG, g[0].dep.target.module)
                       for g in pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,
@@ -157,15 +159,16 @@ def _out_channels(graph: tp.DependencyGraph, module: nn.Module) -> int:
     return int(channels) if channels is not None else 1 << 62
 
 
-def _check_groupable(graph: tp.DependencyGraph, names: Mapping[nn.Module, str]) -> None:
+def _check_groupable(graph: tp.DependencyGraph, model: nn.Module) -> None:
     """Refuse a model whose parameters Torch-Pruning would prune by guessing a dimension."""
     if not graph.unwrapped_parameters:
         return
-    param_names = [graph._param_to_name.get(p, "?") for p, _ in graph.unwrapped_parameters]
-    owner = param_names[0].rpartition(".")[0] or param_names[0]
+    name = graph._param_to_name.get(graph.unwrapped_parameters[0][0], "?")
+    owner = name.rpartition(".")[0]
+    module = f"{owner} ({type(model.get_submodule(owner)).__name__})" if owner else type(model).__name__
     raise NetgraphError(
-        f"Torch-Pruning cannot group module '{owner}' (parameter {param_names[0]} is not in a layer it "
-        "knows how to prune); add it to ignored_layers or register a pruner for its type"
+        f"Torch-Pruning cannot group parameter '{name}' of module {module}: it lives outside any layer "
+        "type Torch-Pruning knows, so which dimension holds channels is unknown; move it into a standard layer"
     )
 
 
