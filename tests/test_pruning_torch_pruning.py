@@ -223,10 +223,10 @@ def test_connect_sparse_training_lowers_structured_r_and_concentrates_channel_no
         models[arm] = build_model("smallcnn", num_classes=10, input_shape=splits.input_shape)
         loaders = make_loaders(splits, 64, seed=0)
         if arm == "plain":
-            config = TrainConfig(epochs=3, optimizer="adam", lr=3e-3, weight_decay=0.0)
+            config = TrainConfig(epochs=2, optimizer="adam", lr=3e-3, weight_decay=0.0)
             train(models[arm], *loaders, config, progress=False)
         else:
-            connect_sparse_training(models[arm], *loaders, splits.input_shape, 1.0, 3, lr=3e-3)
+            connect_sparse_training(models[arm], *loaders, splits.input_shape, 2.0, 2, lr=3e-3)
     r = {arm: float(CoNNect(m, input_shape=splits.input_shape, structured=True, gates=True)().detach())
          for arm, m in models.items()}
     assert r["connect"] < r["plain"] - 0.1

@@ -142,8 +142,9 @@ def structural_prune(
             inputs, targets = batch
             model.zero_grad(set_to_none=True)
             loss_fn(model(inputs.to(device)), targets.to(device)).backward()
-        groups = list(pruner.step(interactive=True))  # every importance is read before any group goes
-        for group in groups:
+        # Torch-Pruning scores every group before the first goes, then builds each pruning
+        # group after the previous one is pruned (concat offsets move): iterate lazily.
+        for group in pruner.step(interactive=True):
             dep, idxs = group[0]
             if len(idxs) >= _out_channels(pruner.DG, dep.target.module):
                 continue  # a layer must keep a channel: never disconnect the net
