@@ -19,11 +19,12 @@ Reported: test accuracy after pruning and after fine-tuning, mean ± std over se
 and paired same-seed differences against magnitude importance (same start, same
 target) and of sparse training against none (same importance, same target).
 ``lambda_r`` is fixed in advance, not tuned (no validation search was run).
-Data: mnist5k (4,000 train / 1,000 test MNIST digits); ``--dataset cifar10
+Data: mnist5k (4,000 train / 1,000 test MNIST digits); torchvision ResNet-18 reads
+``mnist5k-rgb32`` (the same digits upsampled to 3x32x32); ``--dataset cifar10
 --data-root DIR`` runs the same protocol on CIFAR-10 (not run in CI).
 
 Run: ``OMP_NUM_THREADS=1 python analysis/structured_depgraph.py --model lenet5 --seeds 0 1 2``
-(``--model resnet20``; ``--quick`` for a smoke run). Results resume from ``--out``.
+(``--model resnet20``; ``--model resnet18 --dataset mnist5k-rgb32``; ``--quick`` for a smoke run). Results resume from ``--out``.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ import statistics
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
 from _common import Timer, limit_threads, mean_std, new_figure, run_unit, save_figure, style_context, write_table
 from netgraph.pruning.structured import IMPORTANCES, connect_sparse_training, count, prune_to_macs, structural_prune
-from netgraph.training.data import load_dataset, make_loaders
+from netgraph.training.data import DataSplits, load_dataset, make_loaders
 from netgraph.training.engine import TrainConfig, evaluate, seed_everything, train
 from netgraph.training.models import build_model
 
@@ -50,8 +53,22 @@ BUDGETS = {
 }
 
 
+def _splits(args, seed: int = 0) -> DataSplits:  # type: ignore[no-untyped-def]
+    """The dataset; ``mnist5k-rgb32`` is mnist5k upsampled to 32x32 with the grey channel
+    repeated three times, for torchvision's RGB ResNet-18."""
+    if args.dataset != "mnist5k-rgb32":
+        return load_dataset(args.dataset, data_root=args.data_root, seed=seed)
+    grey = load_dataset("mnist5k")
+
+    def rgb(dataset: TensorDataset) -> TensorDataset:
+        x, y = dataset.tensors
+        return TensorDataset(F.interpolate(x, size=32, mode="bilinear", align_corners=False).repeat(1, 3, 1, 1), y)
+
+    return DataSplits(rgb(grey.train), rgb(grey.test), (3, 32, 32), grey.num_classes, args.dataset)
+
+
 def _loaders(args, seed):  # type: ignore[no-untyped-def]
-    splits = load_dataset(args.dataset, data_root=args.data_root, seed=seed)
+    splits = _splits(args, seed)
     return splits, make_loaders(splits, 128, seed=seed)
 
 
@@ -98,7 +115,7 @@ def _arm(args, seed, budget, start_state, importance, ratio, target) -> dict:  #
 
 def _ratios(args) -> dict[float, float]:  # type: ignore[no-untyped-def]
     """The per-layer ratio reaching each MAC target (importance-independent for uniform pruning)."""
-    splits = load_dataset(args.dataset, data_root=args.data_root)
+    splits = _splits(args)
     model = build_model(args.model, num_classes=splits.num_classes, input_shape=splits.input_shape)
     example = torch.zeros(1, *splits.input_shape)
     return {t: prune_to_macs(copy.deepcopy(model), example, t, "magnitude").ratio for t in TARGETS}
@@ -201,12 +218,14 @@ def _figure(args, out: Path, results: list[dict], targets, copy_figure: bool) ->
                     if not values:
                         continue
                     ax.scatter([i + offset] * len(values), values, s=10, color=colour, alpha=0.45, linewidths=0)
-                    ax.errorbar(i + offset, statistics.fmean(values), fmt="_", color=colour, markersize=12,
+                    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+                    ax.errorbar(i + offset, statistics.fmean(values), yerr=spread, fmt="_", color=colour,
+                                markersize=12, capsize=2,
                                 label=("CoNNect sparse training" if sparse else "no sparse training") if i == 0 else None)
             ax.set_xticks(range(len(IMPORTANCES)), [n.replace("+", "+\n") for n in IMPORTANCES], fontsize=7)
             ax.set_title(f"{args.model}, {target:g}x fewer MACs", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
-        axes[0].set_ylabel("test accuracy after fine-tuning (%)")
+        axes[0].set_ylabel("test accuracy after fine-tuning (%)\n(dots: seeds; bars: mean ± std)")
         axes[0].legend(fontsize=7, loc="lower left")
         save_figure(fig, out, f"structured_{args.model}", copy_figure)
 

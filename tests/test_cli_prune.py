@@ -68,6 +68,7 @@ def test_accuracies_before_and_after_fine_tuning_are_printed_and_reported(run_cl
     (["--structured", "--target-macs", "1000x"], "out of reach"),
     (["--structured", "--importance", "hessian", "--pruning-ratio", "0.5"], "choose one of"),
     (["--structured", "--pruning-ratio", "0.5", "--sparse-train-epochs", "1"], "needs --dataset and --lambda-r"),
+    (["--structured", "--pruning-ratio", "0.5", "--lambda-r", "1"], "give --sparse-train-epochs"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(run_cli, tmp_path, args, message):
     out = tmp_path / "run"
@@ -125,14 +126,17 @@ def test_structured_pruning_writes_a_smaller_model_that_analyze_reloads(run_cli,
         assert net.eval()(torch.randn(2, *dims)).shape == (2, 10)
 
 
-def test_structured_mac_target_with_taylor_on_data_reports_every_accuracy(run_cli, tmp_path):
+def test_structured_sparse_training_then_taylor_to_a_mac_target_reports_every_accuracy(run_cli, tmp_path):
     out = tmp_path / "run"
     result = run_cli("prune", "smallcnn", "--structured", "--importance", "taylor+connect", "--target-macs", "2x",
-                     "--dataset", "digits", "--finetune-epochs", "1", "--out", out)
+                     "--dataset", "digits", "--sparse-train-epochs", "1", "--lambda-r", "1",
+                     "--finetune-epochs", "1", "--out", out)
     assert result.code == 0, result.stderr
     report = _json(out / "report.json")
     assert report["macs_after"] <= report["macs_before"] / 2
-    assert report["accuracy_after_finetune"] is not None and report["accuracy_before"] is not None
+    assert all(report[k] is not None for k in ("accuracy_before", "accuracy_after_sparse_training",
+                                                "accuracy_after_pruning", "accuracy_after_finetune"))
+    assert _json(out / "params.json")["sparse_train_epochs"] == 1
     assert "after fine-tuning" in result.stdout
 
 

@@ -124,12 +124,16 @@ def prune_command(
             raise NetgraphError(f"--importance {importance} reads gradients: give --dataset")
         if sparse_train_epochs and (dataset is None or not lambda_r > 0):
             raise NetgraphError("--sparse-train-epochs needs --dataset and --lambda-r > 0")
-        if sparse_train_epochs < 0:
-            raise NetgraphError(f"--sparse-train-epochs must be >= 0, got {sparse_train_epochs}")
+        if sparse_train_epochs < 0 or lambda_r < 0:
+            raise NetgraphError("--sparse-train-epochs and --lambda-r must be >= 0")
+        if lambda_r and not sparse_train_epochs:
+            raise NetgraphError("--lambda-r weighs CoNNect in the sparse-training phase: give --sparse-train-epochs too")
         target = None
     else:
-        if pruning_ratio is not None or target_macs is not None or importance != "magnitude" or sparse_train_epochs:
-            raise NetgraphError("--importance, --pruning-ratio, --target-macs and --sparse-train-epochs need --structured")
+        if (pruning_ratio is not None or target_macs is not None or importance != "magnitude" or sparse_train_epochs
+                or lambda_r or global_pruning):
+            raise NetgraphError("--importance, --pruning-ratio, --target-macs, --global-pruning, --sparse-train-epochs "
+                                "and --lambda-r need --structured")
         if method not in METHODS:
             raise NetgraphError(f"--method {method}: choose one of {', '.join(METHODS)}")
         if (compression is None) == (sparsity is None):

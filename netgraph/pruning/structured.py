@@ -187,16 +187,22 @@ def prune_to_macs(
 
     The ratio is found by bisection on copies (``steps`` trials, each a full
     :func:`structural_prune`), so every importance reaches the same MAC budget.
+    With per-layer (local) pruning every group loses the same number of channels
+    whichever it picks, so the search runs with magnitude importance (cheap, no
+    batch); with ``global_pruning`` it runs with ``importance`` itself.
     ``importance`` is a name or a factory ``model -> importance`` (an importance
     holds its model, so each copy needs its own). ``options`` go to
     :func:`structural_prune`.
     """
     if not reduction > 1:
         raise NetgraphError(f"MAC reduction must be > 1 (e.g. 2 for half the MACs), got {reduction:g}")
+    search, search_options = importance, options
+    if not options.get("global_pruning"):
+        search, search_options = "magnitude", {k: v for k, v in options.items() if k != "batch"}
     target = count(model, example_input)[1] / reduction
     low, high = 0.0, 0.99
     twin = copy.deepcopy(model)
-    widest = structural_prune(twin, example_input, high, _scorer(twin, importance, example_input), **options)
+    widest = structural_prune(twin, example_input, high, _scorer(twin, search), **search_options)
     if count(twin, example_input)[1] > target:
         raise NetgraphError(
             f"a {reduction:g}x MAC reduction is out of reach: pruning every layer to its last channels "
@@ -206,20 +212,20 @@ def prune_to_macs(
     high = widest.ratio
     for _ in tqdm(range(steps), desc=f"searching the ratio for {reduction:g}x fewer MACs", leave=False):
         middle = (low + high) / 2
-        if count(_trial(model, example_input, middle, importance, options), example_input)[1] <= target:
+        if count(_trial(model, example_input, middle, search, search_options), example_input)[1] <= target:
             high = middle
         else:
             low = middle
-    return structural_prune(model, example_input, high, _scorer(model, importance, example_input), **options)
+    return structural_prune(model, example_input, high, _scorer(model, importance), **options)
 
 
-def _scorer(model: nn.Module, importance: str | Callable[[nn.Module], ImportanceFn], example: torch.Tensor):
+def _scorer(model: nn.Module, importance: str | Callable[[nn.Module], ImportanceFn]) -> str | ImportanceFn:
     return importance if isinstance(importance, str) else importance(model)
 
 
 def _trial(model, example, ratio, importance, options):  # type: ignore[no-untyped-def]
     twin = copy.deepcopy(model)
-    structural_prune(twin, example, ratio, _scorer(twin, importance, example), **options)
+    structural_prune(twin, example, ratio, _scorer(twin, importance), **options)
     return twin
 
 
