@@ -23,7 +23,7 @@ from netgraph.cli.app import app
 from netgraph.cli.loading import parse_shape, resolve_model
 from netgraph.errors import EXIT_DISCONNECTED, EXIT_OK, NetgraphError
 
-_METHODS_HELP = "random, magnitude, magnitude_layerwise, snip, grasp, synflow, connect, imp"
+_METHODS_HELP = "random, magnitude, magnitude_layerwise, synflow, connect (data-free); snip, grasp (need --dataset)"
 _IMPORTANCES_HELP = "magnitude, taylor, connect, magnitude+connect, taylor+connect"
 
 
@@ -82,7 +82,7 @@ def prune_command(
     global_pruning: Annotated[bool, typer.Option(help="Structured: rank channels across layers instead of the same ratio per layer.")] = False,
     sparse_train_epochs: Annotated[int, typer.Option(help="Structured: epochs of CoNNect sparse training before pruning (needs --dataset, --lambda-r).")] = 0,
     lambda_r: Annotated[float, typer.Option(help="Weight of structured CoNNect R in the sparse-training phase.")] = 0.0,
-    dataset: Annotated[Optional[str], typer.Option(help="Data for data-driven scores (snip, grasp, imp, taylor), accuracies and fine-tuning; data-free methods need none.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Data for data-driven scores (snip, grasp, taylor), accuracies and fine-tuning; data-free methods need none.")] = None,
     finetune_epochs: Annotated[int, typer.Option(help="Epochs of fine-tuning after pruning (0: none; needs --dataset).")] = 0,
     lr: Annotated[float, typer.Option(help="Adam learning rate for sparse training and fine-tuning.")] = 1e-3,
     batch_size: Annotated[int, typer.Option(help="Batch size for scores, training and evaluation.")] = 128,
