@@ -7,6 +7,8 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch_pruning as tp
+from structured_models import branchy
 from test_pruning_torch_pruning import (
     small_cnn,  # the same small CNN as the DepGraph tests
 )
@@ -131,3 +133,94 @@ def test_a_bad_scope_is_refused_before_the_fast_loop_touches_the_model() -> None
     with pytest.raises(NetgraphError, match="scope"):
         METHODS["connect"].iterate(model, prunable_parameters(model), [100], ctx, "per-layer")
     assert not prune.is_pruned(model)
+
+
+def _eval_branchy() -> nn.Module:
+    model = branchy().eval()
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):  # non-trivial eval-mode gains
+            module.weight.data.uniform_(0.5, 1.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def _phi_without(model: nn.Module, root_name: str, handler, channel: int, example: torch.Tensor) -> float:
+    """Brute force: remove one channel of a group with Torch-Pruning, re-trace, recompute log phi."""
+    twin = copy.deepcopy(model)
+    graph = tp.DependencyGraph().build_dependency(twin, example)
+    graph.get_pruning_group(twin.get_submodule(root_name), handler, [channel]).prune()
+    return flows(trace(twin, input_shape=tuple(example.shape[1:]))).log_phi
+
+
+def test_connect_importance_is_the_path_mass_lost_when_a_channel_goes() -> None:
+    """Every group of a net with a residual add, a concat and a flatten: one score per
+    root channel, equal to (phi - phi without that channel) / phi."""
+    model = _eval_branchy()
+    example = torch.randn(1, 3, 8, 8)
+    importance = ConnectImportance(model, (3, 8, 8))
+    log_phi = flows(trace(model, input_shape=(3, 8, 8))).log_phi
+    names = {module: name for name, module in model.named_modules()}
+    groups = list(tp.DependencyGraph().build_dependency(model, example).get_all_groups(ignored_layers=[model.head]))
+    assert {names[g[0].dep.target.module] for g in groups} == {"stem", "b", "c", "d", "e"}  # b: the residual pair
+
+    for group in groups:
+        root = group[0].dep
+        scores = importance(group)
+        brute = [1 - np.exp(_phi_without(model, names[root.target.module], root.handler, c, example) - log_phi)
+                 for c in range(len(group[0].idxs))]
+        assert scores.shape == (len(brute),)
+        np.testing.assert_allclose(scores.numpy(), brute, rtol=1e-4, atol=1e-7)
+    assert importance.flow_computations == 1
+
+
+def test_one_flows_computation_per_pruning_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    import netgraph.pruning.importance as module
+
+    calls = []
+    real = module.flows
+    monkeypatch.setattr(module, "flows", lambda graph: calls.append(1) or real(graph))
+    model = build_model("resnet20")
+    importance = ConnectImportance(model, (3, 32, 32))
+
+    structural_prune(model, torch.randn(1, 3, 32, 32), 0.25, importance)
+    assert len(calls) == 1  # 12 groups, one computation
+    structural_prune(model, torch.randn(1, 3, 32, 32), 0.25, importance)
+    assert len(calls) == 2  # the model changed: computed again, once
+
+
+def test_combined_importance_is_the_product_of_the_mean_normalised_scores() -> None:
+    model = _eval_branchy()
+    example = torch.randn(1, 3, 8, 8)
+    group = next(iter(tp.DependencyGraph().build_dependency(model, example).get_all_groups(ignored_layers=[model.head])))
+    base = tp.importance.GroupMagnitudeImportance()
+    connect_only = ConnectImportance(model, (3, 8, 8))(group).double()
+    magnitude = base(group).double()
+    both = ConnectImportance(model, (3, 8, 8), base=base)(group).double()
+    expected = (connect_only / connect_only.mean()) * (magnitude / magnitude.mean())
+    torch.testing.assert_close(both, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_connect_rebuilds_its_graph_after_a_structural_step() -> None:
+    from netgraph.connect.regularizer import CoNNect
+
+    model = build_model("resnet20")
+    reg = CoNNect(model, input_shape=(3, 32, 32), structured=True, gates=True)
+    reg()
+    structural_prune(model, torch.randn(1, 3, 32, 32), 0.5, "magnitude")  # used to raise IndexError in reg()
+
+    after = reg()
+    fresh = CoNNect(model, input_shape=(3, 32, 32), structured=True, gates=True)()
+    assert torch.isfinite(after)
+    torch.testing.assert_close(after, fresh)
+    after.backward()
+    assert model.stem[0].weight.grad is not None and model.stem[0].weight.grad.shape[0] == 8
+
+
+def test_connect_built_from_a_graph_says_it_cannot_rebuild() -> None:
+    from netgraph.connect.regularizer import CoNNect
+
+    model = small_cnn()
+    reg = CoNNect(trace(model, input_shape=(3, 8, 8)))
+    structural_prune(model, torch.randn(1, 3, 8, 8), 0.5)
+    with pytest.raises(NetgraphError, match="input_shape"):
+        reg()

@@ -16,7 +16,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from netgraph.cli import analyze, compare, lm, plot, train  # noqa: F401  (each module registers its commands)
+from netgraph.cli import analyze, compare, lm, plot, prune, train  # noqa: F401  (each module registers its commands)
 from netgraph.cli.app import app
 from netgraph.errors import EXIT_ERROR, NetgraphError
 from netgraph.text import first_line

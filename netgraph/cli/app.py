@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -31,3 +32,13 @@ def _root(
     ] = False,
 ) -> None:
     """Channel-graph connectivity analysis and collapse-aware pruning for PyTorch models."""
+
+
+def join_torchrun() -> tuple[int, int]:
+    """Join the process group ``torchrun`` describes in the environment (a single
+    process joins nothing); return ``(rank, world_size)``. The library reads no
+    environment variables: the CLI hands it what the launcher set."""
+    from netgraph.training.distributed import setup_distributed
+
+    rank, world_size, _ = setup_distributed(int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+    return rank, world_size

@@ -113,6 +113,10 @@ def resolve_model(
         with _cwd_importable(name):
             model = build_model(name, num_classes=classes, input_shape=shape or default)
         if state is not None:
+            from netgraph.pruning.structured import STRUCTURE_KEY, resize_to_state
+
+            if STRUCTURE_KEY in state:  # ``netgraph prune --structured``: replay the smaller widths
+                state = resize_to_state(model, state)
             apply_checkpoint(model, state)
     if shape is not None and default is None:
         shape = per_sample(shape, _conv_rank(model))

@@ -1,9 +1,8 @@
-"""``netgraph train`` and ``netgraph prune``: the training engine and pruning methods from the shell."""
+"""``netgraph train``: the training engine from the shell."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -12,11 +11,9 @@ import typer
 from rich.console import Console
 
 from netgraph.atomic import atomic_write_json
-from netgraph.cli.app import app
+from netgraph.cli.app import app, join_torchrun
 from netgraph.cli.paths import RUN_FILES, run_directory
 from netgraph.errors import NetgraphError
-
-Method = Annotated[str, typer.Option(help="Pruning method (random, magnitude, magnitude_layerwise, snip, grasp, synflow, connect).")]
 
 
 def _regularizer(model, input_shape, lambda_r: float, structured: bool):  # type: ignore[no-untyped-def]
@@ -59,7 +56,7 @@ def train_command(
     from netgraph.cli.loading import resolve_model
     from netgraph.device import pick_device
     from netgraph.training.data import load_dataset, make_loaders
-    from netgraph.training.engine import TrainConfig, cleanup_distributed, seed_everything, setup_distributed, train
+    from netgraph.training.engine import TrainConfig, cleanup_distributed, seed_everything, train
     from netgraph.training.runlock import run_lock
 
     if resume and force:
@@ -77,7 +74,7 @@ def train_command(
     net, shape = resolve_model(model, None, splits.input_shape, splits.num_classes)
     params = {"command": "train", "model": model, "dataset": dataset, "input_shape": list(shape),
               "num_classes": splits.num_classes, "structured": structured}
-    rank, world_size, _ = setup_distributed(int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+    rank, world_size = join_torchrun()
     try:
         train_loader, test_loader = make_loaders(splits, batch_size, seed=seed, distributed=world_size > 1)
         regularizer = _regularizer(net, shape, lambda_r, structured)
@@ -98,64 +95,3 @@ def train_command(
             f"final test accuracy {result.final_accuracy:.4f} (best {result.best_accuracy:.4f}); "
             f"weights in {out / 'model.pt'}"
         )
-
-
-@app.command("prune")
-def prune_command(
-    model: Annotated[str, typer.Argument(help="Model name the checkpoint belongs to.")],
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Trained weights (.pt/.safetensors); default: random init.")] = None,
-    method: Method = "magnitude",
-    compression: Annotated[Optional[float], typer.Option(help="Target total/remaining prunable weights (>= 1).")] = None,
-    sparsity: Annotated[Optional[float], typer.Option(help="Target fraction of pruned weights, in [0, 1).")] = None,
-    iterations: Annotated[Optional[int], typer.Option(help="Rounds on the exponential schedule (default: the method's).")] = None,
-    scope: Annotated[Optional[str], typer.Option(help="global or layerwise (default: the method's).")] = None,
-    dataset: Annotated[str, typer.Option(help="Data for data-driven scores and fine-tuning.")] = "mnist5k",
-    finetune_epochs: Annotated[int, typer.Option(help="Epochs of fine-tuning after pruning (0: none).")] = 0,
-    lr: float = 1e-3,
-    out: Annotated[Path, typer.Option(help="Where to write the pruned state dict (weight_orig/weight_mask format).")] = Path("pruned.pt"),
-    seed: int = 0,
-    data_root: Optional[Path] = None,
-    device: Optional[str] = None,
-) -> None:
-    """Prune a (trained) checkpoint with any method, optionally fine-tune, and report connectivity."""
-    from netgraph.cli.loading import resolve_model
-    from netgraph.connectivity.report import analyze
-    from netgraph.device import pick_device
-    from netgraph.graph.tracer import trace
-    from netgraph.pruning import METHODS, prunable_parameters
-    from netgraph.training.data import load_dataset, make_loaders
-    from netgraph.training.engine import TrainConfig, seed_everything, train
-
-    if (compression is None) == (sparsity is None):
-        raise NetgraphError("give exactly one of --compression or --sparsity")
-    if sparsity is not None and not 0 <= sparsity < 1:
-        raise NetgraphError(f"--sparsity must be in [0, 1), got {sparsity}")
-    if compression is not None and not compression >= 1:
-        raise NetgraphError(f"--compression must be >= 1, got {compression}")
-    if out.is_dir():
-        raise NetgraphError(f"--out {out} is a directory; give a file name like pruned.pt")
-    pruner = METHODS[method]
-    seed_everything(seed)
-    splits = load_dataset(dataset, data_root=str(data_root) if data_root else None, seed=seed)
-    net, shape = resolve_model(model, checkpoint, splits.input_shape, splits.num_classes)
-    target = pick_device(device)
-    net.to(target)
-    train_loader, test_loader = make_loaders(splits, 128, seed=seed)
-    batches = None if pruner.data_free else [batch for batch, _ in zip(train_loader, range(4))]
-    pruner.prune(
-        net, prunable_parameters(net), compression=compression, sparsity=sparsity, data=batches,
-        input_shape=shape, iterations=iterations, scope=scope, seed=seed,
-    )
-    if finetune_epochs > 0:
-        config = TrainConfig(epochs=finetune_epochs, optimizer="adam", lr=lr, weight_decay=0.0, seed=seed, device=device)
-        train(net, train_loader, test_loader, config)
-    from netgraph.training.checkpoint import save_checkpoint
-
-    save_checkpoint(net.state_dict(), out)
-    report = analyze(trace(net, input_shape=shape))
-    state = "DISCONNECTED" if report.disconnected else "connected"
-    Console().print(
-        f"{method}: nominal compression {report.nominal_compression:.1f}x, effective "
-        f"{report.effective_compression:.1f}x, {report.dead:,} dead weights, {state}; "
-        f"collapsed layers: {', '.join(report.collapsed_layers) or 'none'}; wrote {out}"
-    )

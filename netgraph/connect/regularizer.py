@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from netgraph.errors import NetgraphError
 from netgraph.graph.channels import Block, ChannelGraph
 from netgraph.graph.tracer import trace
 from netgraph.graph.weights import DiagonalWeight
@@ -126,11 +127,17 @@ class CoNNect(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        graph = model if isinstance(model, ChannelGraph) else trace(model, example_input, input_shape)
-        self.graph = graph
         self.structured = structured
         self.gates = gates and structured
         self.normalize = normalize
+        self._example_input = example_input
+        self._input_shape = tuple(input_shape) if input_shape is not None else None
+        self._build(model if isinstance(model, ChannelGraph) else trace(model, example_input, input_shape))
+
+    def _build(self, graph: ChannelGraph) -> None:
+        """Precompute the gathers of ``graph``; remember the parameter shapes it was built for."""
+        self.graph = graph
+        self._shapes = _shapes(graph.model)
         offsets = np.array([g.offset for g in graph.groups])
         node_group = graph.node_group
         self._group_of = {id(g): i for i, g in enumerate(graph.groups)}
@@ -143,6 +150,23 @@ class CoNNect(nn.Module):
             (int(g), torch.as_tensor(graph.output_nodes[outputs == g] - offsets[g], device=param.device))
             for g in np.unique(outputs)
         ]
+
+    def refresh(self) -> None:
+        """Re-trace the model if a parameter changed shape or device (structural pruning,
+        ``.to()``), so the graph never reads stale channel indices. Called by every
+        evaluation; cheap when nothing changed."""
+        model = self.graph.model
+        if _shapes(model) == self._shapes:
+            return
+        if self._example_input is None and self._input_shape is None:
+            raise NetgraphError(
+                "the model's parameter shapes changed and CoNNect was built from a ChannelGraph: "
+                "build it from the model with example_input or input_shape so it can re-trace"
+            )
+        example = self._example_input
+        if isinstance(example, torch.Tensor):
+            example = example.to(next(model.parameters()).device)
+        self._build(trace(model, example, self._input_shape))
 
     def block_weights(self, block: Block, dtype: torch.dtype) -> torch.Tensor:
         """Grouped-form edge weights ``A~_b`` of one block, differentiable in the parameters."""
@@ -164,6 +188,7 @@ class CoNNect(nn.Module):
 
     def propagate(self, dtype: torch.dtype | None = None) -> tuple[list[torch.Tensor | None], list[float]]:
         """Forward flows per node group, as (values with peak 1, log-scales)."""
+        self.refresh()
         dtype = dtype or next(self.graph.model.parameters()).dtype
         groups = self.graph.groups
         values: list[torch.Tensor | None] = [None] * len(groups)
@@ -203,3 +228,9 @@ class CoNNect(nn.Module):
             warnings.warn("CoNNect: the network is disconnected (phi = 0); R = +inf", DisconnectedWarning, stacklevel=2)
             return torch.tensor(math.inf, device=self._device)
         return -log_phi
+
+
+def _shapes(model: nn.Module) -> tuple:
+    """Names, shapes and devices of the parameters: what the precomputed gathers depend on
+    (a pruning mask, ``weight`` -> ``weight_orig``, changes none of them)."""
+    return tuple((name.removesuffix("_orig"), tuple(p.shape), p.device) for name, p in model.named_parameters())

@@ -62,13 +62,15 @@ class PruningMethod:
         schedule: Schedule = "exponential",
         scope: Scope | None = None,
         seed: int = 0,
+        progress: bool = False,
     ) -> list[torch.Tensor]:
         """Prune ``params`` in place to exactly the target (see
         :func:`~netgraph.pruning.schedule.target_keep`) and return the final masks.
 
         ``iterations`` defaults to the method's own (100 for SynFlow); each round
         re-scores the masked model. ``input_shape`` is one example's shape without
-        the batch dimension (data-free scores such as SynFlow need it).
+        the batch dimension (data-free scores such as SynFlow need it). ``progress``
+        shows a bar over the rounds.
         """
         if data is None and not self.data_free:
             raise NetgraphError(f"{self.name} needs data batches")
@@ -76,6 +78,8 @@ class PruningMethod:
         check_scope(scope)
         rounds = self.default_iterations if iterations is None else iterations
         keeps = _keeps(params, compression, sparsity, rounds, schedule)
+        if progress and len(keeps) > 1:
+            keeps = _Rounds(keeps, f"{self.name} rounds")
         ctx = ScoreContext(
             device=_device(params),
             data=data,
@@ -174,3 +178,16 @@ def _rewind(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
         loaded[target] = value
     model.load_state_dict(loaded)
     sync_weights(model)
+
+
+class _Rounds(list):
+    """The keep schedule, advancing a tqdm bar as the loops iterate over it."""
+
+    def __init__(self, keeps: Sequence[int], desc: str) -> None:
+        super().__init__(keeps)
+        self.desc = desc
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        from tqdm import tqdm
+
+        yield from tqdm(list.__iter__(self), total=len(self), desc=self.desc, leave=False)

@@ -1,0 +1,293 @@
+"""``netgraph prune``: prune any model, unstructured (masks) or structured (DepGraph).
+
+Both modes write a run directory: ``model.pt`` (masks in ``torch.nn.utils.prune``
+format, or the physically smaller model as a tensor-only state dict that
+``netgraph analyze MODEL --checkpoint DIR/model.pt`` reloads), ``report.json``
+and ``params.json``. Exit 3 when the result is disconnected, like ``analyze``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from netgraph.amounts import parse_compression, sparsity_to_compression
+from netgraph.atomic import atomic_write_json
+from netgraph.cli.app import app
+from netgraph.cli.paths import run_directory
+from netgraph.errors import EXIT_DISCONNECTED, EXIT_OK, NetgraphError
+
+if TYPE_CHECKING:  # torch loads when the command runs, not when the CLI starts
+    import torch
+    from torch import nn
+
+_METHODS_HELP = "random, magnitude, magnitude_layerwise, synflow, connect (data-free); snip, grasp (need --dataset)"
+_IMPORTANCES_HELP = "magnitude, taylor, connect, magnitude+connect, taylor+connect"
+
+
+def sparsity_compression(text: str) -> float:
+    """``--sparsity`` in any spelling: ``0.99`` (a fraction) or ``99%`` -> 100x.
+
+    A bare number >= 1 is refused naming both readings (99% sparsity or a 99x compression).
+    """
+    word = text.strip()
+    if word.endswith("%"):
+        return parse_compression(word)
+    try:
+        value = float(word)
+    except ValueError:
+        raise NetgraphError(f"--sparsity {text}: write a fraction like 0.99 or a percentage like 99%") from None
+    if value >= 1:
+        raise NetgraphError(
+            f"--sparsity {text} is ambiguous: write --sparsity {value:g}% for a sparsity of {value:g}% "
+            f"({sparsity_to_compression(value / 100) if value < 100 else math.inf:.4g}x) "
+            f"or --compression {value:g} for a {value:g}x compression"
+        )
+    return sparsity_to_compression(value)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "inf" if math.isinf(value) else f"{value:.2f}x"
+
+
+def _acc(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+@app.command("prune")
+def prune_command(
+    model: Annotated[str, typer.Argument(help="Model name (lenet5, resnet20, torchvision name, package.module:factory); the checkpoint's architecture.")],
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Trained weights (.pt/.safetensors); default: random init (pruning at initialisation).")] = None,
+    method: Annotated[str, typer.Option(help=f"Unstructured method: {_METHODS_HELP}.")] = "magnitude",
+    compression: Annotated[Optional[str], typer.Option(help="Unstructured target: total/remaining weights, e.g. 100x, 100, 99%, 10^2.")] = None,
+    sparsity: Annotated[Optional[str], typer.Option(help="Unstructured target as the fraction removed: 0.99 or 99%.")] = None,
+    iterations: Annotated[Optional[int], typer.Option(help="Rounds on the exponential schedule (default: the method's).")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="global or layerwise (default: the method's).")] = None,
+    structured: Annotated[bool, typer.Option("--structured", help="Remove whole channels with Torch-Pruning (DepGraph) instead of masking weights.")] = False,
+    importance: Annotated[str, typer.Option(help=f"Structured: channel importance ({_IMPORTANCES_HELP}); taylor needs --dataset.")] = "magnitude",
+    pruning_ratio: Annotated[Optional[float], typer.Option(help="Structured: fraction of every layer's channels to remove, in [0, 1).")] = None,
+    target_macs: Annotated[Optional[str], typer.Option(help="Structured: MAC reduction to reach, e.g. 2x (half the MACs).")] = None,
+    global_pruning: Annotated[bool, typer.Option(help="Structured: rank channels across layers instead of the same ratio per layer.")] = False,
+    sparse_train_epochs: Annotated[int, typer.Option(help="Structured: epochs of CoNNect sparse training before pruning (needs --dataset, --lambda-r).")] = 0,
+    lambda_r: Annotated[float, typer.Option(help="Weight of structured CoNNect R in the sparse-training phase.")] = 0.0,
+    dataset: Annotated[Optional[str], typer.Option(help="Data for data-driven scores (snip, grasp, taylor), accuracies and fine-tuning; data-free methods need none.")] = None,
+    finetune_epochs: Annotated[int, typer.Option(help="Epochs of fine-tuning after pruning (0: none; needs --dataset).")] = 0,
+    lr: Annotated[float, typer.Option(help="Adam learning rate for sparse training and fine-tuning.")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(help="Batch size for scores, training and evaluation.")] = 128,
+    input_shape: Annotated[Optional[str], typer.Option(help="Per-sample input shape, e.g. 3,224,224 (default: the dataset's, else the model's).")] = None,
+    num_classes: Annotated[Optional[int], typer.Option(help="Output classes when building the model (default: the dataset's, else 10 / 1000 for torchvision).")] = None,
+    out: Annotated[Path, typer.Option(help="Run directory: model.pt, report.json, params.json.")] = Path("netgraph-prune"),
+    force: Annotated[bool, typer.Option(help="Overwrite the run files of a non-empty --out.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for random init, random scores and data order.")] = 0,
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory holding torchvision datasets / ImageFolder.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cuda, cuda:1, cpu (default: CUDA if available).")] = None,
+) -> int:
+    """Prune MODEL (a checkpoint or a fresh init), optionally fine-tune, and report connectivity.
+
+    Exit code 0: connected; 3: the pruned model is disconnected; 2: bad input.
+    """
+    from netgraph.device import pick_device
+    from netgraph.pruning import METHODS
+    from netgraph.pruning.structured import IMPORTANCES, needs_data
+
+    # --- every check before any work ---------------------------------------------
+    if structured:
+        unused = [flag for flag, given in (("--compression", compression), ("--sparsity", sparsity),
+                                          ("--iterations", iterations), ("--scope", scope)) if given is not None]
+        if method != "magnitude":
+            unused.append("--method")
+        if unused:
+            raise NetgraphError(f"{', '.join(unused)} apply to unstructured pruning; with --structured use "
+                                "--importance and --pruning-ratio or --target-macs")
+        if importance not in IMPORTANCES:
+            raise NetgraphError(f"--importance {importance}: choose one of {', '.join(IMPORTANCES)}")
+        if (pruning_ratio is None) == (target_macs is None):
+            raise NetgraphError("give exactly one of --pruning-ratio or --target-macs")
+        if pruning_ratio is not None and not 0 <= pruning_ratio < 1:
+            raise NetgraphError(f"--pruning-ratio must be in [0, 1), got {pruning_ratio:g}")
+        reduction = parse_compression(target_macs) if target_macs is not None else None
+        if reduction is not None and not reduction > 1:
+            raise NetgraphError(f"--target-macs must be a reduction > 1 (e.g. 2x), got {target_macs}")
+        if needs_data(importance) and dataset is None:
+            raise NetgraphError(f"--importance {importance} reads gradients: give --dataset")
+        if sparse_train_epochs and (dataset is None or not lambda_r > 0):
+            raise NetgraphError("--sparse-train-epochs needs --dataset and --lambda-r > 0")
+        if sparse_train_epochs < 0 or lambda_r < 0:
+            raise NetgraphError("--sparse-train-epochs and --lambda-r must be >= 0")
+        if lambda_r and not sparse_train_epochs:
+            raise NetgraphError("--lambda-r weighs CoNNect in the sparse-training phase: give --sparse-train-epochs too")
+        target = None
+    else:
+        if (pruning_ratio is not None or target_macs is not None or importance != "magnitude" or sparse_train_epochs
+                or lambda_r or global_pruning):
+            raise NetgraphError("--importance, --pruning-ratio, --target-macs, --global-pruning, --sparse-train-epochs "
+                                "and --lambda-r need --structured")
+        if method not in METHODS:
+            raise NetgraphError(f"--method {method}: choose one of {', '.join(METHODS)}")
+        if (compression is None) == (sparsity is None):
+            raise NetgraphError("give exactly one of --compression or --sparsity")
+        target = parse_compression(compression) if compression is not None else sparsity_compression(sparsity)
+        if not METHODS[method].data_free and dataset is None:
+            raise NetgraphError(f"--method {method} scores weights on data: give --dataset")
+        reduction = None
+    if finetune_epochs < 0:
+        raise NetgraphError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
+    if finetune_epochs and dataset is None:
+        raise NetgraphError("--finetune-epochs needs --dataset")
+    if not (math.isfinite(lr) and lr > 0):
+        raise NetgraphError(f"--lr must be > 0, got {lr}")
+    if batch_size < 1:
+        raise NetgraphError(f"--batch-size must be >= 1, got {batch_size}")
+    run_directory(out, force=force)
+    torch_device = pick_device(device)
+    from netgraph.cli.loading import parse_shape, resolve_model
+
+    shape = parse_shape(input_shape)
+
+    # --- model and data ----------------------------------------------------------
+    from netgraph.training.data import load_dataset, make_loaders
+    from netgraph.training.engine import evaluate, seed_everything
+
+    seed_everything(seed)
+    loaders = None
+    if dataset is not None:
+        splits = load_dataset(dataset, data_root=str(data_root) if data_root else None, seed=seed)
+        if shape is not None and tuple(shape) != tuple(splits.input_shape):
+            raise NetgraphError(f"--input-shape {input_shape} differs from {dataset}'s inputs "
+                                f"{','.join(map(str, splits.input_shape))}; drop --input-shape")
+        if num_classes is not None and num_classes != splits.num_classes:
+            raise NetgraphError(f"--num-classes {num_classes} differs from {dataset}'s {splits.num_classes} classes")
+        shape, num_classes = splits.input_shape, splits.num_classes
+        loaders = make_loaders(splits, batch_size, seed=seed)
+    net, shape = resolve_model(model, checkpoint, shape, num_classes)
+    net.to(torch_device)
+    classes = _output_width(net, shape, torch_device)
+
+    def accuracy() -> float | None:
+        return None if loaders is None else evaluate(net, loaders[1], torch_device)["accuracy"]
+
+    report: dict[str, Any] = {"model": model, "checkpoint": str(checkpoint) if checkpoint else None,
+                              "mode": "structured" if structured else "unstructured",
+                              "accuracy_before": accuracy()}
+    console = Console(stderr=False)
+    if structured:
+        report.update(_structured(net, shape, importance, pruning_ratio, reduction, global_pruning, loaders,
+                                  sparse_train_epochs, lambda_r, lr, device, seed, torch_device, console))
+    else:
+        report.update(_unstructured(net, shape, method, target, iterations, scope, loaders, seed, console))
+    report["accuracy_after_pruning"] = accuracy()
+    if finetune_epochs:
+        from netgraph.training.engine import TrainConfig, train
+
+        config = TrainConfig(epochs=finetune_epochs, optimizer="adam", lr=lr, weight_decay=0.0, seed=seed,
+                             device=device, batch_size=batch_size)
+        train(net, loaders[0], loaders[1], config)
+    report["accuracy_after_finetune"] = accuracy() if finetune_epochs else None
+
+    # --- connectivity, files, summary ------------------------------------------------
+    from netgraph.connectivity.report import analyze
+    from netgraph.graph.tracer import trace
+    from netgraph.pruning.structured import structured_state
+    from netgraph.training.checkpoint import save_checkpoint
+
+    connectivity = analyze(trace(net, input_shape=shape))
+    report["connectivity"] = connectivity.to_dict()
+    params = {"command": "prune", "model": model, "checkpoint": report["checkpoint"], "input_shape": list(shape),
+              "num_classes": classes, "mode": report["mode"], "seed": seed, "dataset": dataset,
+              "finetune_epochs": finetune_epochs, "lr": lr, "batch_size": batch_size, "device": str(torch_device)}
+    if structured:
+        params.update(importance=importance, pruning_ratio=pruning_ratio, target_macs=reduction,
+                      global_pruning=global_pruning, sparse_train_epochs=sparse_train_epochs, lambda_r=lambda_r)
+    else:
+        params.update(method=method, compression=target, iterations=iterations, scope=scope)
+    state = structured_state(net) if structured else net.state_dict()
+    save_checkpoint(state, out / "model.pt")
+    atomic_write_json(out / "report.json", report)
+    atomic_write_json(out / "params.json", params)
+
+    status = "[bold red]DISCONNECTED[/]" if connectivity.disconnected else "[bold green]connected[/]"
+    console.print(
+        f"accuracy: before {_acc(report['accuracy_before'])}, after pruning {_acc(report['accuracy_after_pruning'])}, "
+        f"after fine-tuning {_acc(report['accuracy_after_finetune'])}"
+    )
+    console.print(
+        f"connectivity: {status}; nominal compression {_fmt(connectivity.nominal_compression)}, effective "
+        f"{_fmt(connectivity.effective_compression)}, {connectivity.dead:,} dead weights; collapsed layers: "
+        f"{', '.join(connectivity.collapsed_layers) or 'none'}"
+    )
+    console.print(f"wrote {out / 'model.pt'}, {out / 'report.json'}, {out / 'params.json'}")
+    raise typer.Exit(EXIT_DISCONNECTED if connectivity.disconnected else EXIT_OK)
+
+
+def _output_width(net: nn.Module, shape: tuple[int, ...], device: torch.device) -> int:
+    import torch
+
+    from netgraph.modes import eval_mode
+
+    with torch.no_grad(), eval_mode(net):
+        return int(net(torch.zeros(1, *shape, device=device)).shape[-1])
+
+
+def _unstructured(net, shape, method, target, iterations, scope, loaders, seed, console) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from netgraph.pruning import METHODS, prunable_parameters
+    from netgraph.pruning.masks import compression as achieved
+
+    pruner = METHODS[method]
+    batches = None if pruner.data_free else [batch for batch, _ in zip(loaders[0], range(4))]
+    params = prunable_parameters(net)
+    pruner.prune(net, params, compression=target, data=batches, input_shape=shape, iterations=iterations,
+                 scope=scope, seed=seed, progress=True)
+    reached = achieved(params)
+    console.print(f"{method}: target compression {_fmt(target)}, reached {_fmt(reached)}")
+    return {"method": method, "target_compression": target, "achieved_compression": reached}
+
+
+def _structured(net, shape, importance, ratio, reduction, global_pruning, loaders, sparse_epochs, lambda_r,  # type: ignore[no-untyped-def]
+                lr, device, seed, torch_device, console) -> dict[str, Any]:
+    import torch
+
+    from netgraph.pruning.structured import (
+        connect_sparse_training,
+        count,
+        latency_ms,
+        needs_data,
+        prune_to_macs,
+        structural_prune,
+    )
+
+    example = torch.zeros(1, *shape, device=torch_device)
+    params_before, macs_before = count(net, example)
+    latency_before = latency_ms(net, shape)
+    result: dict[str, Any] = {"importance": importance, "pruning_ratio_requested": ratio, "target_macs": reduction}
+    if sparse_epochs:
+        result["accuracy_after_sparse_training"] = connect_sparse_training(
+            net, loaders[0], loaders[1], shape, lambda_r, sparse_epochs, lr=lr, device=device, seed=seed)
+    options: dict[str, Any] = {"global_pruning": global_pruning}
+    if needs_data(importance):
+        inputs, targets = next(iter(loaders[0]))
+        options["batch"] = (inputs, targets)
+    if reduction is not None:
+        outcome = prune_to_macs(net, example, reduction, importance, **options)
+    else:
+        outcome = structural_prune(net, example, ratio, importance, **options)
+    if outcome.clamped:
+        console.print(f"[yellow]note:[/] {outcome.clamped}")
+    params_after, macs_after = count(net, example)
+    result.update(
+        pruning_ratio=outcome.ratio, clamped=outcome.clamped, channels_removed=outcome.removed,
+        params_before=params_before, params_after=params_after, macs_before=macs_before, macs_after=macs_after,
+        latency_ms_before=latency_before, latency_ms_after=latency_ms(net, shape),
+    )
+    console.print(
+        f"{importance}: ratio {outcome.ratio:.3f}, {sum(outcome.removed.values()):,} channels removed in "
+        f"{len(outcome.removed)} groups; params {params_before:,} -> {params_after:,}, MACs {macs_before:,} -> "
+        f"{macs_after:,} ({macs_before / max(macs_after, 1):.2f}x); CPU latency {result['latency_ms_before']:.2f} -> "
+        f"{result['latency_ms_after']:.2f} ms"
+    )
+    return result
