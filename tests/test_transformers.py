@@ -234,3 +234,31 @@ def test_analyze_cli_traces_a_factory_llama_from_token_ids(run_cli, tests_on_pat
     assert "model.layers.1.mlp.down_proj.weight" in result.stdout and "connected (64/64 outputs" in result.stdout
     bad = run_cli("analyze", "hf_models:tiny_llama", "--input-shape", "16", "--input-dtype", "complex")
     assert bad.code == 2 and len(bad.error_lines) == 1 and "'complex' is not one of 'float', 'long'" in bad.stderr
+
+
+def test_prune_cli_removes_heads_of_a_llama_with_every_importance(run_cli, tests_on_path, tmp_path) -> None:
+    """``netgraph prune --structured`` on a causal LM: LLM-Pruner-style heads and MLP channels,
+    Taylor on calibration batches of the Shakespeare training split, data-free CoNNect."""
+    import json
+
+    from netgraph.pruning.llm import llama_from_config
+
+    for importance, extra in (("connect", ()), ("taylor+connect", ("--dataset", "shakespeare", "--calibration-batches", "2"))):
+        out = tmp_path / importance
+        result = run_cli("prune", "hf_models:small_llama", "--structured", "--importance", importance,
+                         "--pruning-ratio", "0.5", "--input-shape", "16", "--batch-size", "4", *extra, "--out", out)
+        assert result.code == 0, result.stderr
+        report = json.loads((out / "report.json").read_text())
+        assert report["heads_before"] == 16 and report["heads_after"] == 12  # layers 1 and 2: 4 -> 2 query heads
+        assert report["params_after"] < report["params_before"] and not report["connectivity"]["disconnected"]
+        assert report["macs_per_token_after"] < report["macs_per_token_before"]
+        assert (report["perplexity_before"] is None) == (importance == "connect")
+        config = transformers.AutoConfig.from_pretrained(out)  # the pruned shapes reload
+        rebuilt = llama_from_config(config)
+        rebuilt.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+        assert rebuilt(torch.randint(0, 256, (1, 16))).logits.shape == (1, 16, 256)
+    run_cli("prune", "hf_models:small_llama", "--structured", "--importance", "taylor", "--pruning-ratio", "0.5",
+            "--input-shape", "16", "--out", tmp_path / "bad").assert_error("--dataset")
+    run_cli("prune", "hf_models:small_llama", "--structured", "--importance", "magnitude", "--pruning-ratio", "0.5",
+            "--input-shape", "16", "--out", tmp_path / "bad").assert_error("a causal LM is pruned by")
+    assert not (tmp_path / "bad").exists()

@@ -87,6 +87,7 @@ def prune_command(
     seed: Annotated[int, typer.Option(help="Seed for random init, random scores and data order.")] = 0,
     data_root: Annotated[Optional[Path], typer.Option(help="Directory holding torchvision datasets / ImageFolder.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cuda, cuda:1, cpu (default: CUDA if available).")] = None,
+    calibration_batches: Annotated[int, typer.Option(help="LLMs: batches of the Shakespeare training split for Taylor importance (LLM-Pruner's calibration).")] = 4,
 ) -> int:
     """Prune MODEL (a checkpoint or a fresh init), optionally fine-tune, and report connectivity.
 
@@ -156,6 +157,10 @@ def prune_command(
 
     seed_everything(seed)
     loaders = None
+    lm = _causal_lm(model, checkpoint, shape) if structured else None
+    if lm is not None:
+        _prune_llm(lm, model, checkpoint, shape, importance, pruning_ratio, target_macs, dataset,
+                   calibration_batches, finetune_epochs, sparse_train_epochs, batch_size, seed, torch_device, out)
     if dataset is not None:
         splits = load_dataset(dataset, data_root=str(data_root) if data_root else None, seed=seed)
         if shape is not None and tuple(shape) != tuple(splits.input_shape):
@@ -291,3 +296,79 @@ def _structured(net, shape, importance, ratio, reduction, global_pruning, loader
         f"{result['latency_ms_after']:.2f} ms"
     )
     return result
+
+
+_LLM_IMPORTANCES = {"taylor": "taylor", "connect": "connect", "taylor+connect": "taylor_connect"}
+
+
+def _causal_lm(model: str, checkpoint, shape):  # type: ignore[no-untyped-def]
+    """The model when it is a Hugging Face LLaMA-style causal LM (``model.layers`` of decoder
+    blocks, pruned by heads and MLP channels), else None."""
+    from netgraph.cli.loading import resolve_model
+
+    if ":" not in model:
+        return None
+    net, _ = resolve_model(model, checkpoint, shape or (16,), None, need_shape=False)
+    return net if hasattr(getattr(net, "model", None), "layers") and hasattr(net, "config") else None
+
+
+def _prune_llm(net, model, checkpoint, shape, importance, ratio, target_macs, dataset, calibration_batches,  # type: ignore[no-untyped-def]
+               finetune_epochs, sparse_epochs, batch_size, seed, device, out) -> None:
+    """LLM-Pruner-style structured pruning of a causal LM: whole attention heads (GQA-aware)
+    and MLP channels, hidden size kept, first and last blocks dense; writes the run directory."""
+    import itertools
+
+    import torch
+
+    from netgraph.connectivity.report import analyze
+    from netgraph.graph.tracer import trace
+    from netgraph.pruning.llm import macs_per_token, prune_llama
+    from netgraph.training.checkpoint import save_checkpoint
+
+    if importance not in _LLM_IMPORTANCES:
+        raise NetgraphError(f"--importance {importance}: a causal LM is pruned by {', '.join(_LLM_IMPORTANCES)}")
+    if ratio is None or target_macs is not None or finetune_epochs or sparse_epochs:
+        raise NetgraphError("a causal LM takes --pruning-ratio (heads and MLP channels); --target-macs, "
+                            "--finetune-epochs and --sparse-train-epochs are for vision models")
+    if dataset not in (None, "shakespeare"):
+        raise NetgraphError(f"--dataset {dataset}: a causal LM reads the bundled corpus, --dataset shakespeare")
+    if importance != "connect" and dataset is None:
+        raise NetgraphError(f"--importance {importance} reads gradients on calibration batches: give --dataset shakespeare")
+    seq_len = (shape or (16,))[0]
+    net.to(device)
+    loaders = None
+    if dataset is not None:
+        from netgraph.training.text import CausalLM, perplexity, text_loaders
+
+        loaders = text_loaders(seq_len=seq_len, batch_size=batch_size, eval_windows=64, seed=seed)
+    calibration = [ids.to(device) for ids, _ in itertools.islice(loaders.train, calibration_batches)] if loaders else []
+    report: dict[str, Any] = {"model": model, "checkpoint": str(checkpoint) if checkpoint else None,
+                              "mode": "structured-llm", "importance": importance, "pruning_ratio": ratio,
+                              "macs_per_token_before": macs_per_token(net, seq_len),
+                              "perplexity_before": perplexity(CausalLM(net), loaders.validation) if loaders else None}
+    outcome = prune_llama(net, ratio, importance=_LLM_IMPORTANCES[importance], calibration=calibration, seq_len=seq_len)
+    report.update(heads_before=outcome.heads_before, heads_after=outcome.heads_after,
+                  channels_before=outcome.channels_before, channels_after=outcome.channels_after,
+                  params_before=outcome.params_before, params_after=outcome.params_after,
+                  pruned_layers=outcome.pruned_layers, macs_per_token_after=macs_per_token(net, seq_len),
+                  perplexity_after_pruning=perplexity(CausalLM(net), loaders.validation) if loaders else None)
+    connectivity = analyze(trace(net, input_shape=(seq_len,), input_dtype=torch.long))
+    report["connectivity"] = connectivity.to_dict()
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(net.state_dict(), out / "model.pt")
+    net.config.to_json_file(str(out / "config.json"))  # the pruned shapes: netgraph.pruning.llm.llama_from_config
+    atomic_write_json(out / "report.json", report)
+    atomic_write_json(out / "params.json", {"command": "prune", "model": model, "input_shape": [seq_len],
+                                            "num_classes": net.config.vocab_size, "mode": "structured-llm",
+                                            "importance": importance, "pruning_ratio": ratio, "seed": seed,
+                                            "dataset": dataset, "calibration_batches": calibration_batches})
+    console = Console()
+    console.print(f"{importance}: heads {outcome.heads_before} -> {outcome.heads_after}, MLP channels "
+                  f"{outcome.channels_before} -> {outcome.channels_after}, params {outcome.params_before:,} -> "
+                  f"{outcome.params_after:,} (layers {outcome.pruned_layers})")
+    if loaders:
+        console.print(f"validation perplexity: before {report['perplexity_before']:.3f}, after pruning "
+                      f"{report['perplexity_after_pruning']:.3f}")
+    status = "[bold red]DISCONNECTED[/]" if connectivity.disconnected else "[bold green]connected[/]"
+    console.print(f"connectivity: {status}; wrote {out / 'model.pt'}, config.json, report.json, params.json")
+    raise typer.Exit(EXIT_DISCONNECTED if connectivity.disconnected else EXIT_OK)
