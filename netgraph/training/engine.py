@@ -380,7 +380,7 @@ def _run_epoch(s: _Session, train_loader: DataLoader, test_loader: DataLoader, e
     record = {"epoch": epoch + 1, **{k: summary[k] for k in _EpochStats.MEANS},
               "test_accuracy": test["accuracy"], "test_loss": test["loss"], "lr": lr, "lambda_r": lambda_r,
               **{k: summary[k] for k in _EpochStats.COUNTS}, "seconds": time.perf_counter() - started}
-    logger.info("epoch %d/%d: %s", epoch + 1, config.epochs, record)
+    logger.debug("epoch %d/%d: %s", epoch + 1, config.epochs, record)
     return record
 
 
