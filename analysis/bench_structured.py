@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 import torchvision
-
 from _common import limit_threads, write_table
+
 from netgraph.pruning.importance import ConnectImportance
 from netgraph.pruning.structured import make_importance, structural_prune
 

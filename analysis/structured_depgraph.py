@@ -36,9 +36,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import Timer, limit_threads, mean_std, new_figure, run_unit, save_figure, style_context, write_table
 from torch.utils.data import TensorDataset
 
-from _common import Timer, limit_threads, mean_std, new_figure, run_unit, save_figure, style_context, write_table
 from netgraph.pruning.structured import IMPORTANCES, connect_sparse_training, count, prune_to_macs, structural_prune
 from netgraph.training.data import DataSplits, load_dataset, make_loaders
 from netgraph.training.engine import TrainConfig, evaluate, seed_everything, train

@@ -65,6 +65,7 @@ class TensorLoader:
 
 
 _LOADER: ContextVar[TensorLoader | None] = ContextVar("netgraph_tensor_loader", default=None)
+_HELD: set[nn.Module] = set()  # modules whose tensors an enclosing ``loaded`` block holds
 
 
 @contextmanager
@@ -85,16 +86,20 @@ def loaded(*modules: nn.Module | None) -> Iterator[None]:
     the meta device is read one module at a time, and each module's tensors are
     dropped again when the block ends, so nothing is held for the whole model."""
     loader = _LOADER.get()
-    present = [m for m in dict.fromkeys(modules) if m is not None]
+    present = [m for m in dict.fromkeys(modules) if m is not None and m not in _HELD]  # an outer block holds them
     if loader is None or not present:
         yield
         return
-    for module in present:
-        loader.load(module)
+    held = []
     try:
+        for module in present:
+            loader.load(module)
+            held.append(module)
+            _HELD.add(module)
         yield
     finally:
-        for module in present:
+        for module in held:  # only what was loaded, even when a load failed half-way
+            _HELD.discard(module)
             loader.unload(module)
 
 

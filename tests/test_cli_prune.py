@@ -24,7 +24,7 @@ def test_data_free_pruning_of_any_model_needs_no_dataset(run_cli, tmp_path):
     result = run_cli("prune", "resnet20", "--method", "synflow", "--sparsity", "0.9", "--iterations", "3",
                      "--input-shape", "3,16,16", "--num-classes", "7", "--out", out)
     assert result.code == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["model.pt", "params.json", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".netgraph.lock", "model.pt", "params.json", "report.json"]
     params = _json(out / "params.json")
     assert PARAMS_KEYS <= params.keys() and "method" in params
     assert (params["model"], params["input_shape"], params["num_classes"]) == ("resnet20", [3, 16, 16], 7)

@@ -3,7 +3,7 @@
 Every user error (:class:`~netgraph.errors.NetgraphError`) becomes one line on
 stderr and exit code 2, with the library's parameter names (``input_shape=``)
 spoken as the flags that set them (``--input-shape``); anything unexpected
-becomes one line too (``--debug`` or ``NETGRAPH_DEBUG=1`` for the traceback).
+becomes one line too (``NETGRAPH_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ FLAGS = {
     "force=True": "--force",
     "resume=True": "--resume",
     "protocols=": "--protocols",
+    "head_ratio": "--pruning-ratio",
 }
 _PARAMETER = re.compile(
     r"(?<![\w\"-])(?:" + "|".join(re.escape(k) for k in sorted(FLAGS, key=len, reverse=True)) + r")(?![\w\[=])"
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:  # bare ``netgraph``: the help, and success
         args = ["--help"]
-    debug = bool(os.environ.get("NETGRAPH_DEBUG"))
+    debug = os.environ.get("NETGRAPH_DEBUG", "") not in ("", "0")
     _log_to_stderr()
     try:
         result = app(args=args, standalone_mode=False, prog_name="netgraph")

@@ -123,6 +123,9 @@ def analyze_command(
     writable_file(strip_dead, "--strip-dead")
     if example_input is not None and input_shape:
         raise NetgraphError("give --example-input or --input-shape, not both")
+    if strip_dead is not None and (example_input is not None or len(input_shape or []) > 1 or input_dtype != "float"):
+        raise NetgraphError("--strip-dead verifies on random float inputs of one --input-shape; "
+                            "not with several, token or file inputs")
     shapes = [parse_shape(text) for text in input_shape or []]
     several = len(shapes) > 1 or example_input is not None or input_dtype != "float"
     if stream and (checkpoint is None or checkpoint.suffix != ".safetensors" or strip_dead is not None):
@@ -158,9 +161,7 @@ def analyze_command(
     if hint:
         console.print(f"hint: {hint}")
     if strip_dead is not None:
-        if inputs is not None and not isinstance(inputs, torch.Tensor):
-            raise NetgraphError("--strip-dead verifies on random inputs of one --input-shape; not with several inputs")
-        outcome = strip_dead_weights(graph, result, shape if inputs is None else tuple(inputs.shape[1:]), strip_dead)
+        outcome = strip_dead_weights(graph, result, shape, strip_dead)
         console.print(outcome.summary())
     if to_stdout:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")

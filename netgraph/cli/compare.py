@@ -78,7 +78,7 @@ def compare_command(
     )
     try:
         result = compare(config, out, force=force, progress=progress, save_models=save_models, figures=figures,
-                         debug=bool(os.environ.get("NETGRAPH_DEBUG")))
+                         debug=os.environ.get("NETGRAPH_DEBUG", "") not in ("", "0"))
     except SweepInterrupted as stop:
         print(f"error: {stop}", file=sys.stderr)
         raise typer.Exit(130) from None

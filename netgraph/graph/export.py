@@ -95,6 +95,7 @@ def _strip(fqn: str) -> str:
 def export_graph(model: nn.Module, args: tuple, kwargs: dict) -> ExportedGraph:
     """``torch.export`` ``model`` on example ``args``/``kwargs``; failures are one line."""
     wrapper = _TensorOutputs(model)
+    previous = logging.root.manager.disable
     logging.disable(logging.CRITICAL)  # torch logs and prints failed guards and graphs: the error line says it all
     try:
         with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -102,7 +103,7 @@ def export_graph(model: nn.Module, args: tuple, kwargs: dict) -> ExportedGraph:
     except Exception as error:  # noqa: BLE001 - any capture failure becomes one TraceError line
         raise TraceError(f"torch.export cannot capture {type(model).__name__}: {export_failure(error)}") from None
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(previous)
     from torch.export.graph_signature import InputKind
 
     signature = program.graph_signature

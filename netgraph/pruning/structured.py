@@ -219,6 +219,7 @@ def prune_to_macs(
     importance: str | Callable[[nn.Module], ImportanceFn] = "magnitude",
     *,
     steps: int = 12,
+    progress: bool = False,
     **options: object,
 ) -> PruneOutcome:
     """Prune ``model`` in place to at most ``1/reduction`` of its MACs (Torch-Pruning's
@@ -249,7 +250,8 @@ def prune_to_macs(
             "of the MACs; ask for a smaller reduction"
         )
     high = widest.ratio
-    for _ in tqdm(range(steps), desc=f"searching the ratio for {reduction:g}x fewer MACs", leave=False):
+    for _ in tqdm(range(steps), desc=f"searching the ratio for {reduction:g}x fewer MACs", leave=False,
+                  disable=not progress):
         middle = (low + high) / 2
         if count(_trial(model, example_input, middle, search, search_options), example_input)[1] <= target:
             high = middle

@@ -126,7 +126,9 @@ class ShardedBatchSampler(Sampler[list[int]]):
             yield batch[self.rank :: self.world_size]
 
     def __len__(self) -> int:
-        return len(self.batches)
+        """Steps per epoch: the final global batch counts only when every rank gets a sample."""
+        last = len(self.batches.sampler) % self.batches.batch_size
+        return len(self.batches) - (0 < last < self.world_size)
 
 
 # --- tensor-backed datasets -------------------------------------------------------
