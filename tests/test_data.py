@@ -189,3 +189,18 @@ def test_imagefolder_reads_class_folders(tmp_path) -> None:
     x, y = splits.test[1]
     assert x.shape == (3, 224, 224) == splits.input_shape and y == 1
     assert x[2].mean().item() > x[0].mean().item()  # blue dog, ImageNet-normalised
+
+
+@pytest.mark.parametrize(("n", "batch", "world", "drop_last"), [(10, 4, 3, False), (10, 4, 2, False), (12, 4, 3, False),
+                                                                (10, 4, 3, True), (9, 4, 1, False)])
+def test_sharded_batches_partition_the_single_process_batches(n, batch, world, drop_last) -> None:
+    """Rank shares of a step add up to that step's single-process batch, and every rank
+    takes as many steps as its length says (a final batch smaller than the world is dropped)."""
+    data = list(range(n))
+    ranks = [list(ShardedBatchSampler(data, batch, seed=3, rank=r, world_size=world, drop_last=drop_last))
+             for r in range(world)]
+    single = list(ShardedBatchSampler(data, batch, seed=3, drop_last=drop_last))
+    steps = {len(r) for r in ranks}
+    assert steps == {len(ShardedBatchSampler(data, batch, seed=3, rank=0, world_size=world, drop_last=drop_last))}
+    for k, shares in enumerate(zip(*ranks)):
+        assert sorted(i for share in shares for i in share) == sorted(single[k])

@@ -503,8 +503,9 @@ def test_cli_plot_reads_params_json_and_shows_progress(run_cli, tmp_path):
                  "drawing the per-layer weights", "drawing the input pixels"):
         assert step in result.stderr, result.stderr
     assert "lenet300 · run/model.pt" in _html(out / "model_paths.html")
-    # num_classes came from params.json: without it the 5-class checkpoint does not fit a 10-class model
-    assert run_cli("plot", ckpt, "--model", "lenet300", "--out", tmp_path / "x").code == 2
+    # num_classes comes from params.json also beside --model; an explicit option wins over it
+    assert run_cli("plot", ckpt, "--model", "lenet300", "--out", tmp_path / "x").code == 0
+    assert run_cli("plot", ckpt, "--model", "lenet300", "--num-classes", "10", "--out", tmp_path / "y").code == 2
 
 
 @pytest.mark.parametrize("params, message", [

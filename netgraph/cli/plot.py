@@ -98,7 +98,12 @@ def plot_command(
         raise NetgraphError(f"--out {out} is a file, not a directory")
     if not checkpoint.is_file():
         raise NetgraphError(f"checkpoint {checkpoint} does not exist")
-    params = {} if model else read_params(checkpoint)
+    try:  # params.json fills what the options leave out; an explicit option wins
+        params = read_params(checkpoint)
+    except NetgraphError:
+        if not model:
+            raise
+        params = {}
     from netgraph.cli.loading import parse_shape, resolve_model
 
     name = model or params["model"]

@@ -114,9 +114,10 @@ class ShardedBatchSampler(Sampler[list[int]]):
     ranks is dropped on every rank (a rank with no sample would stall the others).
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 drop_last: bool = False) -> None:
         self.generator = torch.Generator().manual_seed(seed)  # the engine saves and restores it on resume
-        self.batches = BatchSampler(RandomSampler(dataset, generator=self.generator), batch_size, drop_last=False)
+        self.batches = BatchSampler(RandomSampler(dataset, generator=self.generator), batch_size, drop_last=drop_last)
         self.rank, self.world_size = rank, world_size
 
     def __iter__(self):
@@ -127,7 +128,7 @@ class ShardedBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         """Steps per epoch: the final global batch counts only when every rank gets a sample."""
-        last = len(self.batches.sampler) % self.batches.batch_size
+        last = 0 if self.batches.drop_last else len(self.batches.sampler) % self.batches.batch_size
         return len(self.batches) - (0 < last < self.world_size)
 
 

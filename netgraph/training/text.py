@@ -101,17 +101,22 @@ def text_loaders(
 ) -> TextLoaders:
     """Loaders over the fixed play split; ``eval_windows`` caps validation/test to their
     first windows (the same ones every call) to keep evaluation short."""
-    from torch.utils.data import DistributedSampler, Subset
+    from torch.utils.data import Subset
+
+    from netgraph.training.data import ShardedBatchSampler
 
     splits = corpus_splits()
     sets = {name: ByteWindows(data, seq_len) for name, data in splits.items()}
     if eval_windows is not None:
         for name in ("validation", "test"):
             sets[name] = Subset(sets[name], range(min(eval_windows, len(sets[name]))))
-    generator = torch.Generator().manual_seed(seed)
-    sampler = DistributedSampler(sets["train"], seed=seed) if distributed else None
-    train = DataLoader(sets["train"], batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
-                       generator=generator, drop_last=True)
+    if distributed:  # each rank takes its share of the single-process batches (batch_size is global)
+        sharded = ShardedBatchSampler(sets["train"], batch_size, seed, torch.distributed.get_rank(),
+                                      torch.distributed.get_world_size(), drop_last=True)
+        train = DataLoader(sets["train"], batch_sampler=sharded, generator=sharded.generator)
+    else:
+        train = DataLoader(sets["train"], batch_size=batch_size, shuffle=True,
+                           generator=torch.Generator().manual_seed(seed), drop_last=True)
     return TextLoaders(train, *(DataLoader(sets[n], batch_size=batch_size) for n in ("validation", "test")))
 
 
