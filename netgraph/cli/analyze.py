@@ -28,8 +28,20 @@ def _names(names: list[str], limit: int = 6) -> str:
     return bounded_list(names, limit)
 
 
-def _ratio(value: float) -> str:
+def compression_text(value: float | None) -> str:
+    """A compression as the CLI prints it: ``100.00x``, ``inf`` (nothing left), ``-`` (none)."""
+    if value is None:
+        return "-"
     return "inf" if math.isinf(value) else f"{value:.2f}x"
+
+
+def status_markup(disconnected: bool) -> str:
+    return "[bold red]DISCONNECTED[/]" if disconnected else "[bold green]connected[/]"
+
+
+def exit_for(disconnected: bool) -> typer.Exit:
+    """Exit 3 for a disconnected network, 0 for a connected one (``analyze`` and ``prune``)."""
+    return typer.Exit(EXIT_DISCONNECTED if disconnected else EXIT_OK)
 
 
 def render_report(report: ConnectivityReport, console: Console, show_layers: bool = True) -> None:
@@ -49,7 +61,7 @@ def render_report(report: ConnectivityReport, console: Console, show_layers: boo
                 f"{layer.path_share:.3f}", flags.strip(), style=style,
             )
         console.print(table)
-    status = "[bold red]DISCONNECTED[/]" if report.disconnected else "[bold green]connected[/]"
+    status = status_markup(report.disconnected)
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
@@ -59,7 +71,7 @@ def render_report(report: ConnectivityReport, console: Console, show_layers: boo
         ("graph", f"{report.nodes:,} channel nodes, {report.edges:,} edges"),
         ("prunable weights", f"{report.parameters:,} total, {report.nonzero:,} nonzero, {report.alive:,} alive"),
         ("dead weights", f"{report.dead:,} (nonzero but on no input->output path)"),
-        ("compression", f"nominal {_ratio(report.nominal_compression)}, effective {_ratio(report.effective_compression)}"),
+        ("compression", f"nominal {compression_text(report.nominal_compression)}, effective {compression_text(report.effective_compression)}"),
         ("collapsed layers", _names(report.collapsed_layers)),
         ("cut layers", _names(report.cut_layers)),
         ("bottleneck", report.bottleneck or "-"),
@@ -168,4 +180,4 @@ def analyze_command(
     elif json_out is not None:
         atomic_write_json(json_out, report.to_dict())
         console.print(f"report written to {json_out}")
-    raise typer.Exit(EXIT_DISCONNECTED if report.disconnected else EXIT_OK)
+    raise exit_for(report.disconnected)

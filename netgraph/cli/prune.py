@@ -17,9 +17,10 @@ from rich.console import Console
 
 from netgraph.amounts import parse_compression, sparsity_to_compression
 from netgraph.atomic import atomic_write_json
+from netgraph.cli.analyze import compression_text, exit_for, status_markup
 from netgraph.cli.app import app
 from netgraph.cli.paths import run_directory
-from netgraph.errors import EXIT_DISCONNECTED, EXIT_OK, NetgraphError
+from netgraph.errors import NetgraphError
 
 if TYPE_CHECKING:  # torch loads when the command runs, not when the CLI starts
     import torch
@@ -48,12 +49,6 @@ def sparsity_compression(text: str) -> float:
             f"or --compression {value:g} for a {value:g}x compression"
         )
     return sparsity_to_compression(value)
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return "inf" if math.isinf(value) else f"{value:.2f}x"
 
 
 def _acc(value: float | None) -> str:
@@ -227,18 +222,18 @@ def prune_command(
         atomic_write_json(out / "report.json", report)
         atomic_write_json(out / "params.json", params)
 
-    status = "[bold red]DISCONNECTED[/]" if connectivity.disconnected else "[bold green]connected[/]"
+    status = status_markup(connectivity.disconnected)
     console.print(
         f"accuracy: before {_acc(report['accuracy_before'])}, after pruning {_acc(report['accuracy_after_pruning'])}, "
         f"after fine-tuning {_acc(report['accuracy_after_finetune'])}"
     )
     console.print(
-        f"connectivity: {status}; nominal compression {_fmt(connectivity.nominal_compression)}, effective "
-        f"{_fmt(connectivity.effective_compression)}, {connectivity.dead:,} dead weights; collapsed layers: "
+        f"connectivity: {status}; nominal compression {compression_text(connectivity.nominal_compression)}, effective "
+        f"{compression_text(connectivity.effective_compression)}, {connectivity.dead:,} dead weights; collapsed layers: "
         f"{', '.join(connectivity.collapsed_layers) or 'none'}"
     )
     console.print(f"wrote {out / 'model.pt'}, {out / 'report.json'}, {out / 'params.json'}")
-    raise typer.Exit(EXIT_DISCONNECTED if connectivity.disconnected else EXIT_OK)
+    raise exit_for(connectivity.disconnected)
 
 
 def _output_width(net: nn.Module, shape: tuple[int, ...], device: torch.device) -> int:
@@ -260,7 +255,7 @@ def _unstructured(net, shape, method, target, iterations, scope, loaders, seed, 
     pruner.prune(net, params, compression=target, data=batches, input_shape=shape, iterations=iterations,
                  scope=scope, seed=seed, progress=True)
     reached = achieved(params)
-    console.print(f"{method}: target compression {_fmt(target)}, reached {_fmt(reached)}")
+    console.print(f"{method}: target compression {compression_text(target)}, reached {compression_text(reached)}")
     return {"method": method, "target_compression": target, "achieved_compression": reached}
 
 
@@ -383,6 +378,6 @@ def _prune_llm(net, model, checkpoint, shape, importance, ratio, target_macs, da
     if loaders:
         console.print(f"validation perplexity: before {report['perplexity_before']:.3f}, after pruning "
                       f"{report['perplexity_after_pruning']:.3f}")
-    status = "[bold red]DISCONNECTED[/]" if connectivity.disconnected else "[bold green]connected[/]"
+    status = status_markup(connectivity.disconnected)
     console.print(f"connectivity: {status}; wrote {out / 'model.pt'}, config.json, report.json, params.json")
-    raise typer.Exit(EXIT_DISCONNECTED if connectivity.disconnected else EXIT_OK)
+    raise exit_for(connectivity.disconnected)
