@@ -20,7 +20,7 @@ from netgraph.connect.scores import connect_scores, finite_scores
 from netgraph.connectivity.propagate import Flows, edge_share, flows
 from netgraph.errors import NetgraphError
 from netgraph.graph.cache import cached_trace
-from netgraph.graph.channels import Block
+from netgraph.graph.channels import Block, ChannelGraph
 from netgraph.parameters import Param, effective_weight, reuse_weights
 from netgraph.pruning.masks import (
     Scope,
@@ -33,17 +33,22 @@ from netgraph.pruning.methods import iterate_scores
 from netgraph.pruning.scores import ScoreContext
 
 
-def connect_score(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> list[torch.Tensor]:
-    """Data-free CoNNect score of every weight in ``params`` (higher = keep)."""
+def _graph_and_keys(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> tuple[ChannelGraph, list[str]]:
+    """The model's (cached) channel graph and each param's layer key in it."""
     if ctx.input_shape is None:
         raise NetgraphError("the connect score needs the model's input shape")
-    graph = cached_trace(model, ctx.input_shape)
+    names = {module: name for name, module in model.named_modules()}
+    return cached_trace(model, ctx.input_shape), [f"{names[module]}.{name}" for module, name in params]
+
+
+def connect_score(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) -> list[torch.Tensor]:
+    """Data-free CoNNect score of every weight in ``params`` (higher = keep)."""
+    graph, keys = _graph_and_keys(model, params, ctx)
     with torch.no_grad(), reuse_weights():  # flows and scores read each weight once
         scores = connect_scores(graph, flows(graph, normalize=True))
-    names = {module: name for name, module in model.named_modules()}
     out = []
-    for module, name in params:
-        score = scores.get(f"{names[module]}.{name}")
+    for (module, name), key in zip(params, keys):
+        score = scores.get(key)
         if score is None:  # built only when missing (not as an eagerly evaluated default)
             score = torch.zeros(module.get_parameter(f"{name}_orig" if hasattr(module, f"{name}_orig") else name).shape)
         out.append(score.to(ctx.device))
@@ -62,12 +67,9 @@ def iterate_connect(
     ``k`` shrinks with the weights left (the plain loop's stays at the full model).
     Layers read by several blocks or none take the plain loop."""
     check_scope(scope)  # before any mask is registered
-    if ctx.input_shape is None:
-        raise NetgraphError("the connect score needs the model's input shape")
-    graph = cached_trace(model, ctx.input_shape)
+    graph, keys = _graph_and_keys(model, params, ctx)
     layers = graph.layers()
-    names = {module: name for name, module in model.named_modules()}
-    found = [layers.get(f"{names[module]}.{name}", []) for module, name in params]
+    found = [layers.get(key, []) for key in keys]
     if any(len(blocks) != 1 or blocks[0].source.region() != (slice(None),) for blocks in found):
         return iterate_scores(connect_score, model, params, keeps, ctx, scope)
     for module, name in params:  # every param gets a mask buffer to zero in place
