@@ -31,7 +31,7 @@ from netgraph.training.models import build_model
 METHODS = ["magnitude", "synflow"]
 LEVELS = [10.0, 100.0]
 CLI_ARGS = ["compare", "--model", "mlp", "--dataset", "synthetic", "--methods", ",".join(METHODS),
-            "--levels", "10x,100x", "--epochs", "1", "--no-progress"]
+            "--levels", "10x,100x", "--epochs", "1", "--no-progress", "--jobs", "1"]
 FIGURES = ["accuracy_vs_compression", "effective_vs_nominal", "layer_density_init", "layer_density_post",
            "log_phi_vs_compression", "surviving_paths_init_magnitude", "surviving_paths_init_synflow"]
 
@@ -120,6 +120,18 @@ def test_the_same_sweep_twice_gives_byte_identical_tables(sweep, tmp_path, one_t
     first, _ = sweep
     again = tmp_path / "again"
     compare(tiny_config(), again, progress=False, save_models="none", figures=False)
+    for name in ("results.csv", "results.json", "critical.json"):
+        assert (again / name).read_bytes() == (first / name).read_bytes(), name
+
+
+def test_worker_processes_give_the_same_tables(sweep, tmp_path, one_thread):
+    """Two spawned workers (one thread each, like the one-thread sweep) share the runs
+    out dynamically, the dense run first; every run reads only its seed and the dense
+    run on disk, so the tables are byte-identical to the one-process sweep."""
+    first, _ = sweep
+    again = tmp_path / "workers"
+    result = compare(tiny_config(), again, progress=False, save_models="none", figures=False, jobs=2)
+    assert sorted(result.computed) == sorted(p.name for p in (first / "runs").iterdir())
     for name in ("results.csv", "results.json", "critical.json"):
         assert (again / name).read_bytes() == (first / name).read_bytes(), name
 
@@ -222,6 +234,7 @@ def test_force_replaces_a_different_sweep(sweep_copy, monkeypatch):
         (["--protocols", "init", "--methods", "imp"], "imp runs only in the post protocol"),
         (["--protocols", "later"], "unknown protocol"),
         (["--seeds", "a"], "--seeds must be"),
+        (["--jobs", "0"], "jobs must be >= 1, got 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(extra, message, tmp_path, capsys):

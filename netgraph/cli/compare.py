@@ -57,6 +57,9 @@ def compare_command(
     save_models: Annotated[Literal["paths", "all", "none"], typer.Option(help="Keep model.pt for the runs the path figures draw, for all runs, or for none.")] = "paths",
     figures: Annotated[bool, typer.Option(help="Draw the figures.")] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    jobs: Annotated[Optional[int], typer.Option(
+        help="Worker processes for the runs (default: one per CPU core on the CPU, one on a GPU); results do "
+             "not depend on it.")] = None,
 ) -> int:
     """Compare pruning methods across compression levels (and seeds), pruning at
     initialisation and after training; write OUT/results.csv|json, critical.json,
@@ -66,6 +69,7 @@ def compare_command(
         SweepConfig,
         SweepInterrupted,
         compare,
+        default_jobs,
         parse_levels,
     )
 
@@ -78,6 +82,7 @@ def compare_command(
     )
     try:
         result = compare(config, out, force=force, progress=progress, save_models=save_models, figures=figures,
+                         jobs=default_jobs(device) if jobs is None else jobs,
                          debug=os.environ.get("NETGRAPH_DEBUG", "") not in ("", "0"))
     except SweepInterrupted as stop:
         print(f"error: {stop}", file=sys.stderr)

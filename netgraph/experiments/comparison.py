@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from netgraph.atomic import atomic_write_json, atomic_write_text
+from netgraph.device import pick_device
 from netgraph.errors import NetgraphError
 from netgraph.experiments.store import claim_out, finished
 from netgraph.experiments.sweep import (
@@ -74,6 +75,7 @@ __all__ = [
     "SweepInterrupted",
     "compare",
     "critical_compressions",
+    "default_jobs",
     "load_rows",
     "parse_levels",
     "path_runs",
@@ -169,6 +171,7 @@ def compare(
     save_models: str = "paths",
     figures: bool = True,
     debug: bool = False,
+    jobs: int = 1,
 ) -> CompareResult:
     """Run (or resume) the sweep ``config`` into ``out`` and write the tables,
     ``critical.json``, ``summary.md`` and (``figures``) the figures.
@@ -193,6 +196,11 @@ def compare(
         Draw the figures into ``out/figures``.
     debug : bool
         A failing run raises at once instead of being recorded in its ``error.txt``.
+    jobs : int
+        Worker processes for the runs (``netgraph compare`` uses :func:`default_jobs`);
+        each gets an equal share of torch's threads, so with one thread per run the
+        results do not depend on ``jobs``. Workers are spawned: a script that calls
+        ``compare`` with ``jobs > 1`` needs the ``if __name__ == "__main__":`` guard.
 
     Returns
     -------
@@ -221,6 +229,8 @@ def compare(
     started = time.perf_counter()
     if save_models not in SAVE_MODELS:
         raise NetgraphError(f"save_models must be one of {', '.join(SAVE_MODELS)}, got {save_models!r}")
+    if jobs < 1:
+        raise NetgraphError(f"jobs must be >= 1, got {jobs}")
     out = Path(out).expanduser()
     if not force:
         _claim_out(out, config, force=False)  # refuse a different sweep before loading any data
@@ -232,7 +242,7 @@ def compare(
     specs = plan(config)
     result = CompareResult(out, [], [], skipped=[s.name for s in specs if _finished(out, s)])
     try:
-        _run_missing(ctx, specs, result, save_models, progress, debug)
+        _run_missing(ctx, specs, result, save_models, progress, debug, jobs)
     except KeyboardInterrupt:
         done = sum(_finished(out, s) for s in specs)
         raise SweepInterrupted(
@@ -261,38 +271,118 @@ def compare(
 
 
 def _run_missing(ctx: SweepContext, specs: Sequence[RunSpec], result: CompareResult, save_models: str,
-                 progress: bool, debug: bool) -> None:
+                 progress: bool, debug: bool, jobs: int) -> None:
     """Run every unfinished run of ``specs`` (and the dense runs they need, once),
     recording in ``result`` which were computed and which failed: a failed run
-    leaves ``error.txt`` and no record, so the next invocation retries it."""
+    leaves ``error.txt`` and no record, so the next invocation retries it.
+    With ``jobs > 1`` the dense runs, then the runs, go to that many worker processes."""
     from tqdm import tqdm
 
     out = result.out
     keep = set(path_runs(ctx.config)) if save_models == "paths" else set()
     todo = [s for s in specs if not _finished(out, s)]
     dense_todo = {(s.variant, s.seed) for s in todo} | {("plain", s.seed) for s in todo}
-    dense_todo = {k for k in dense_todo if not ctx.dense_done(*k)}
+    dense_todo = sorted(k for k in dense_todo if not ctx.dense_done(*k))
+    units = [(spec, save_models == "all" or spec in keep) for spec in todo]
     bar = tqdm(total=len(todo) + len(dense_todo), desc="compare", unit="run", disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
+
+    def record(name: str, failure: str | None) -> None:
+        if failure is None:
+            result.computed.append(name)
+        else:
+            result.failed[name] = failure
+        bar.update()
+
     with bar:
-        for spec in todo:
-            for variant, seed in sorted({(spec.variant, spec.seed), ("plain", spec.seed)}):
-                if (variant, seed) in dense_todo:
-                    bar.set_postfix_str(f"dense-{variant}-s{seed}")
-                    ctx.dense(variant, seed)
-                    dense_todo.discard((variant, seed))
-                    bar.update()
-            bar.set_postfix_str(spec.name)
-            try:
-                run_one(ctx, spec, _run_dir(out, spec), save_model=save_models == "all" or spec in keep)
-                (_run_dir(out, spec) / "error.txt").unlink(missing_ok=True)
-                result.computed.append(spec.name)
-            except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
-                if debug:
-                    raise
-                result.failed[spec.name] = f"{type(error).__name__}: {error_line(error)}"
-                atomic_write_text(_run_dir(out, spec) / "error.txt", traceback.format_exc())
+        if jobs > 1 and len(dense_todo) + len(units) > 1:
+            _run_in_workers(ctx, dense_todo, units, jobs, debug, bar, record)
+            return
+        for variant, seed in dense_todo:
+            bar.set_postfix_str(f"dense-{variant}-s{seed}")
+            ctx.dense(variant, seed)
             bar.update()
+        for spec, save_model in units:
+            bar.set_postfix_str(spec.name)
+            record(spec.name, _attempt(ctx, spec, save_model, debug))
+
+
+def _attempt(ctx: SweepContext, spec: RunSpec, save_model: bool, debug: bool) -> str | None:
+    """Run ``spec``; None when it finished, else why it failed (its ``error.txt``
+    holds the traceback; ``debug`` raises instead)."""
+    folder = _run_dir(ctx.out, spec)
+    try:
+        run_one(ctx, spec, folder, save_model=save_model)
+        (folder / "error.txt").unlink(missing_ok=True)
+        return None
+    except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
+        if debug:
+            raise
+        atomic_write_text(folder / "error.txt", traceback.format_exc())
+        return f"{type(error).__name__}: {error_line(error)}"
+
+
+# --- worker processes -----------------------------------------------------------------------
+
+#: The sweep context of a worker process (each worker loads the data once).
+_WORKER_CONTEXT: SweepContext | None = None
+
+
+def default_jobs(device: str | None) -> int:
+    """Worker processes ``compare`` uses by default: one per CPU core this process may
+    use when the runs go to the CPU (runs are small, so processes scale where threads
+    do not), one when they go to a GPU."""
+    if pick_device(device).type != "cpu":
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _worker_start(config: SweepConfig, out: Path, threads: int) -> None:
+    global _WORKER_CONTEXT
+    torch.set_num_threads(threads)
+    _WORKER_CONTEXT = SweepContext(config, out)
+
+
+def _worker_dense(variant: str, seed: int) -> None:
+    assert _WORKER_CONTEXT is not None
+    _WORKER_CONTEXT.dense(variant, seed)
+
+
+def _worker_run(spec: RunSpec, save_model: bool, debug: bool) -> str | None:
+    assert _WORKER_CONTEXT is not None
+    return _attempt(_WORKER_CONTEXT, spec, save_model, debug)
+
+
+def _run_in_workers(ctx: SweepContext, dense_todo: Sequence[tuple[str, int]],
+                    units: Sequence[tuple[RunSpec, bool]], jobs: int, debug: bool, bar: Any,
+                    record: Any) -> None:
+    """The dense runs, then the runs, in ``jobs`` spawned worker processes that share
+    the machine's threads. Every run reads only its seed and the dense runs on disk,
+    so the results equal a one-process sweep whose torch uses as many threads as each
+    worker (one per worker on a machine with ``jobs`` cores)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_start, initargs=(ctx.config, ctx.out, threads)) as pool:
+        try:
+            dense = [pool.submit(_worker_dense, variant, seed) for variant, seed in dense_todo]
+            for future in dense:
+                future.result()  # a dense run that fails stops the sweep, as in one process
+                bar.update()
+            pending = {pool.submit(_worker_run, spec, save_model, debug): spec.name for spec, save_model in units}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    record(pending.pop(future), future.result())
+        except BrokenProcessPool:
+            raise NetgraphError(f"a worker process of the sweep ended abruptly; the finished runs are kept in "
+                                f"{ctx.out}, run again to resume (jobs=1 runs in this process)") from None
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 # --- tables ---------------------------------------------------------------------------------
