@@ -123,3 +123,24 @@ def test_two_ranks_take_the_same_steps_as_one_process(tmp_path: Path) -> None:
     for key in one:
         assert (one[key] - initial.state_dict()[key]).abs().max() > 1e-3, key  # it trained
         assert torch.allclose(one[key], two[key], rtol=0, atol=2e-6), (key, (one[key] - two[key]).abs().max())
+
+
+def test_a_locked_run_directory_stops_every_rank_at_once(tmp_path: Path) -> None:
+    """Only rank 0 locks; its refusal is broadcast, so rank 1 stops too instead of
+    waiting in DDP's first collective for the 30-minute timeout."""
+    from netgraph.training.runlock import run_lock
+
+    script = tmp_path / "ddp_train.py"
+    script.write_text(SCRIPT)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    with run_lock(tmp_path / "run"):  # another job holds the run directory
+        done = subprocess.run(
+            [str(torchrun), "--standalone", "--nproc_per_node=2", "--tee=3", str(script), str(tmp_path)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+    assert done.returncode != 0
+    refusals = [line for line in done.stdout.splitlines() + done.stderr.splitlines()
+                if f"is in use by another job (pid {os.getpid()})" in line]
+    assert {line.split("]")[0] for line in refusals} >= {"[default0", "[default1"}, done.stderr[-3000:]
+    assert not list((tmp_path / "run").glob("*.pt")) and not list(tmp_path.glob("rank*.json"))

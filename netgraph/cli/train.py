@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -57,7 +56,7 @@ def train_command(
     from netgraph.device import pick_device
     from netgraph.training.data import load_dataset, make_loaders
     from netgraph.training.engine import TrainConfig, cleanup_distributed, seed_everything, train
-    from netgraph.training.runlock import run_lock
+    from netgraph.training.runlock import job_run_lock
 
     if resume and force:
         raise NetgraphError("give --resume or --force, not both")
@@ -78,14 +77,16 @@ def train_command(
     try:
         train_loader, test_loader = make_loaders(splits, batch_size, seed=seed, distributed=world_size > 1)
         regularizer = _regularizer(net, shape, lambda_r, structured)
-        with run_lock(out) if rank == 0 else contextlib.nullcontext():
-            if rank == 0:
-                run_directory(out, resume=resume, force=force)  # again, now that no other job can write it
-                if force:
-                    for name in RUN_FILES:
-                        (out / name).unlink(missing_ok=True)
-                if not resume:
-                    atomic_write_json(out / "params.json", {**params, "config": asdict(config)})
+
+        def prepare() -> None:  # on rank 0, holding the lock
+            run_directory(out, resume=resume, force=force)  # again, now that no other job can write it
+            if force:
+                for name in RUN_FILES:
+                    (out / name).unlink(missing_ok=True)
+            if not resume:
+                atomic_write_json(out / "params.json", {**params, "config": asdict(config)})
+
+        with job_run_lock(out, prepare):
             result = train(net, train_loader, test_loader, config, regularizer=regularizer, out_dir=out,
                            resume=resume, run=params)
     finally:

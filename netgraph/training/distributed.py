@@ -84,6 +84,15 @@ def broadcast_buffers(module: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
+def broadcast_object(obj: object) -> object:
+    """Rank 0's ``obj`` on every rank (``obj`` itself outside a process group)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()

@@ -63,7 +63,7 @@ from netgraph.training.distributed import (
     setup_distributed,
     wrap_ddp,
 )
-from netgraph.training.runlock import run_lock
+from netgraph.training.runlock import job_run_lock
 
 __all__ = [
     "TrainConfig",
@@ -554,7 +554,7 @@ def train(
                       stacklevel=2)
     out = Path(out_dir) if out_dir is not None else None
     writer = out is not None and rank == 0
-    with run_lock(out) if writer else contextlib.nullcontext():  # one job writes a run directory
+    with job_run_lock(out) if out is not None else contextlib.nullcontext():  # one job writes a run directory
         start, history = _resume(out / CHECKPOINT, session, train_loader) if resume else (0, [])
         session.net = wrap_ddp(model, device)
         for epoch in range(start, config.epochs):

@@ -3,7 +3,9 @@
 ``fcntl.flock`` is released by the kernel when the holding process ends, however it
 ends (``kill -9`` included), so a lock is never stale; its file names the holder's
 pid for the refusal message. Temporary files that a killed atomic write left behind
-(``.checkpoint.pt.<uuid>.tmp``) are removed once the lock is held.
+(``.checkpoint.pt.<uuid>.tmp``) are removed once the lock is held. In a ``torchrun``
+job only rank 0 writes, so only rank 0 locks (:func:`job_run_lock`), and a refusal
+there stops every rank at once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from netgraph.errors import NetgraphError
@@ -55,3 +57,26 @@ def run_lock(directory: str | os.PathLike) -> Iterator[Path]:
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextlib.contextmanager
+def job_run_lock(directory: str | os.PathLike, prepare: Callable[[], None] | None = None) -> Iterator[None]:
+    """Rank 0 holds ``directory``'s lock for the block (and runs ``prepare`` under it
+    first); a :class:`NetgraphError` there is raised on every rank, so the other
+    ranks of a ``torchrun`` job stop at once instead of waiting in their first
+    collective until the timeout. Outside a process group: :func:`run_lock`."""
+    from netgraph.training.distributed import broadcast_object, get_rank
+
+    with contextlib.ExitStack() as held:
+        refusal = None
+        if get_rank() == 0:
+            try:
+                held.enter_context(run_lock(directory))
+                if prepare is not None:
+                    prepare()
+            except NetgraphError as error:
+                refusal = str(error)
+        refusal = broadcast_object(refusal)
+        if refusal is not None:
+            raise NetgraphError(refusal)
+        yield
