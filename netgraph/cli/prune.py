@@ -9,6 +9,7 @@ and ``params.json``. Exit 3 when the result is disconnected, like ``analyze``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -168,7 +169,7 @@ def prune_command(
     net, shape = resolve_model(model, checkpoint, shape, num_classes, need_shape=False)
     if structured and _is_causal_lm(net):
         _prune_llm(net, model, checkpoint, shape, importance, pruning_ratio, target_macs, dataset,
-                   calibration_batches, finetune_epochs, sparse_train_epochs, batch_size, seed, torch_device, out)
+                   calibration_batches, finetune_epochs, sparse_train_epochs, batch_size, seed, torch_device, out, force)
     if dataset == LM_CORPUS:
         raise NetgraphError(f"--dataset {LM_CORPUS} is the corpus of causal LMs (with --structured)")
     if shape is None:
@@ -201,7 +202,6 @@ def prune_command(
     from netgraph.connectivity.report import analyze
     from netgraph.graph.tracer import trace
     from netgraph.pruning.structured import structured_state
-    from netgraph.training.checkpoint import save_checkpoint
 
     connectivity = analyze(trace(net, input_shape=shape))
     report["connectivity"] = connectivity.to_dict()
@@ -213,14 +213,7 @@ def prune_command(
                       global_pruning=global_pruning, sparse_train_epochs=sparse_train_epochs, lambda_r=lambda_r)
     else:
         params.update(method=method, target_compression=target, iterations=iterations, scope=scope)
-    from netgraph.training.runlock import run_lock
-
-    state = structured_state(net) if structured else net.state_dict()
-    with run_lock(out):  # one job writes a run directory
-        run_directory(out, force=force)  # again, now that no other job can write it
-        save_checkpoint(state, out / "model.pt")
-        atomic_write_json(out / "report.json", report)
-        atomic_write_json(out / "params.json", params)
+    _write_run(out, structured_state(net) if structured else net.state_dict(), report, params, force)
 
     status = status_markup(connectivity.disconnected)
     console.print(
@@ -234,6 +227,23 @@ def prune_command(
     )
     console.print(f"wrote {out / 'model.pt'}, {out / 'report.json'}, {out / 'params.json'}")
     raise exit_for(connectivity.disconnected)
+
+
+def _write_run(out: Path, state: dict, report: dict, params: dict, force: bool,
+               extra: Callable[[], None] | None = None) -> None:
+    """model.pt, report.json, params.json (and ``extra``'s files) into ``out``, holding
+    its run lock and checking again, now that no other job can write it, that ``out``
+    may be written."""
+    from netgraph.training.checkpoint import save_checkpoint
+    from netgraph.training.runlock import run_lock
+
+    with run_lock(out):  # one job writes a run directory
+        run_directory(out, force=force)
+        save_checkpoint(state, out / "model.pt")
+        if extra is not None:
+            extra()
+        atomic_write_json(out / "report.json", report)
+        atomic_write_json(out / "params.json", params)
 
 
 def _output_width(net: nn.Module, shape: tuple[int, ...], device: torch.device) -> int:
@@ -318,7 +328,7 @@ def _is_causal_lm(net: nn.Module) -> bool:
 
 
 def _prune_llm(net, model, checkpoint, shape, importance, ratio, target_macs, dataset, calibration_batches,  # type: ignore[no-untyped-def]
-               finetune_epochs, sparse_epochs, batch_size, seed, device, out) -> None:
+               finetune_epochs, sparse_epochs, batch_size, seed, device, out, force) -> None:
     """LLM-Pruner-style structured pruning of a causal LM: whole attention heads (GQA-aware)
     and MLP channels, hidden size kept, first and last blocks dense; writes the run directory."""
     import itertools
@@ -329,8 +339,6 @@ def _prune_llm(net, model, checkpoint, shape, importance, ratio, target_macs, da
     from netgraph.connectivity.report import analyze
     from netgraph.graph.tracer import trace
     from netgraph.pruning.llm import macs_per_token, prune_llama
-    from netgraph.training.checkpoint import save_checkpoint
-    from netgraph.training.runlock import run_lock
 
     if importance not in _LLM_IMPORTANCES:
         raise NetgraphError(f"--importance {importance}: a causal LM is pruned by {', '.join(_LLM_IMPORTANCES)}")
@@ -366,11 +374,8 @@ def _prune_llm(net, model, checkpoint, shape, importance, ratio, target_macs, da
     params = {"command": "prune", "model": model, "input_shape": [seq_len], "num_classes": net.config.vocab_size,
               "mode": "structured-llm", "importance": importance, "pruning_ratio": ratio, "seed": seed,
               "dataset": dataset, "calibration_batches": calibration_batches}
-    with run_lock(out):  # one job writes a run directory
-        save_checkpoint(net.state_dict(), out / "model.pt")
-        atomic_write(out / "config.json", lambda tmp: net.config.to_json_file(str(tmp)))  # for llama_from_config
-        atomic_write_json(out / "report.json", report)
-        atomic_write_json(out / "params.json", params)
+    _write_run(out, net.state_dict(), report, params, force,  # config.json: for llama_from_config
+               extra=lambda: atomic_write(out / "config.json", lambda tmp: net.config.to_json_file(str(tmp))))
     console = Console()
     console.print(f"{importance}: heads {outcome.heads_before} -> {outcome.heads_after}, MLP channels "
                   f"{outcome.channels_before} -> {outcome.channels_after}, params {outcome.params_before:,} -> "
