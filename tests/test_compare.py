@@ -31,7 +31,7 @@ from netgraph.training.models import build_model
 METHODS = ["magnitude", "synflow"]
 LEVELS = [10.0, 100.0]
 CLI_ARGS = ["compare", "--model", "mlp", "--dataset", "synthetic", "--methods", ",".join(METHODS),
-            "--levels", "10x,100x", "--epochs", "1", "--no-progress", "--jobs", "1"]
+            "--levels", "10x,100x", "--epochs", "1", "--seeds", "0", "--no-progress", "--jobs", "1"]
 FIGURES = ["accuracy_vs_compression", "effective_vs_nominal", "layer_density_init", "layer_density_post",
            "log_phi_vs_compression", "surviving_paths_init_magnitude", "surviving_paths_init_synflow"]
 
@@ -268,7 +268,7 @@ def test_parse_levels_reads_compressions_sparsities_exponents_and_ranges():
 
 def test_the_order_of_methods_does_not_make_another_sweep():
     assert tiny_config(methods=["synflow", "magnitude"]).identity() == tiny_config().identity()
-    assert tiny_config(methods=None).methods[-3:] == ["magnitude+connect", "magnitude+l1", "imp"]
+    assert tiny_config(methods=None).methods[-3:] == ["magnitude+l1", "magnitude+l1+connect", "imp"]
     assert tiny_config(methods=None, protocols=["init"]).methods == score_methods()  # every registered score
     with pytest.raises(NetgraphError, match="seeds must be >= 0"):
         tiny_config(seeds=[-1])

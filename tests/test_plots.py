@@ -315,13 +315,13 @@ def _records():
     """Two protocols, two seeds, five levels. random disconnects at 10^2 (and has a
     collapsed layer then), snip collapses a layer at 10^2 but stays connected,
     magnitude disconnects at 10^2.5, my_method repeats synflow exactly, and in
-    'post' magnitude+connect starts from its own dense model."""
+    'post' magnitude+l1+connect starts from its own dense model."""
     rows = []
     layers = ["1.weight", "3.weight", "5.weight"]
     for protocol in ("init", "post"):
         methods = [("synflow", 99.0), ("random", 2.0), ("magnitude", 2.5), ("my_method", 99.0), ("snip", 99.0)]
         if protocol == "post":
-            methods.append(("magnitude+connect", 99.0))
+            methods.append(("magnitude+l1+connect", 99.0))
         for method, cut_at in methods:
             for seed in range(2):
                 for exponent in (0.5, 1.0, 1.5, 2.0, 2.5):
@@ -335,7 +335,7 @@ def _records():
                         "accuracy_before_finetune": 0.9 - 0.1 * exponent,
                         "accuracy_after_finetune": 0.1 if disconnected else 0.98 - 0.05 * exponent + 0.01 * seed
                         - (0.1 if method == "snip" else 0.0),
-                        "dense_accuracy": (0.97 + 0.002 * seed) if method == "magnitude+connect" else 0.985 + 0.001 * seed,
+                        "dense_accuracy": (0.97 + 0.002 * seed) if method == "magnitude+l1+connect" else 0.985 + 0.001 * seed,
                         "log_phi": None if disconnected else float("nan") if seed and exponent == 1.0
                         else 20 - 5 * exponent,
                         "dead": 10, "disconnected": disconnected,
@@ -385,9 +385,9 @@ def test_accuracy_spec_content():
     for panel in (post, post_before):
         baselines = sorted((d.y, d.name) for d in panel.find(HLine, "dense"))
         assert [round(y, 3) for y, _ in baselines] == [97.1, 98.55]
-        assert baselines[0][1] == "dense start of magnitude+connect: 97.1"
-        assert baselines[0][1] and panel.subtitle == "dense: 98.6, 97.1 (magnitude+connect)"
-    assert spec.info["dense"]["post"][1] == (pytest.approx(97.1), ["magnitude+connect"])
+        assert baselines[0][1] == "dense start of magnitude+l1+connect: 97.1"
+        assert baselines[0][1] and panel.subtitle == "dense: 98.6, 97.1 (magnitude+l1+connect)"
+    assert spec.info["dense"]["post"][1] == (pytest.approx(97.1), ["magnitude+l1+connect"])
     # curves hiding each other are noted, and the lower one gets rings
     assert init.notes == ["synflow lies under my_method (identical)"]
     assert after["synflow"].hollow and not after["my_method"].hollow
@@ -466,7 +466,7 @@ def test_comparison_writers_handle_missing_and_empty_records(tmp_path):
 
 
 def test_method_colours_are_fixed_and_distinct():
-    known = ["connect", "magnitude+connect", "synflow", "magnitude", "magnitude_layerwise", "magnitude+l1",
+    known = ["connect", "magnitude+l1+connect", "synflow", "magnitude", "magnitude_layerwise", "magnitude+l1",
              "imp", "snip", "grasp", "random"]
     colours = [method_color(m) for m in known]
     assert len(set(colours)) == len(known)

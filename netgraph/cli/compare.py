@@ -37,14 +37,14 @@ def compare_command(
     dataset: Annotated[str, typer.Option(help="Dataset (mnist5k, digits, synthetic need no download).")] = "mnist5k",
     methods: Annotated[Optional[str], typer.Option(
         help="Comma list of methods (default: all). Score methods: random, magnitude, magnitude_layerwise, snip, "
-             "grasp, synflow, connect; post-only: magnitude+connect, magnitude+l1, imp.")] = None,
+             "grasp, synflow, connect; post-only: magnitude+l1, magnitude+l1+connect, imp.")] = None,
     protocols: Annotated[str, typer.Option(help="init (prune at initialisation) and/or post (prune after training).")] = "init,post",
     levels: Annotated[str, typer.Option(help=_LEVELS_HELP)] = "10^0.5:10^3.5:0.5",
-    seeds: Annotated[str, typer.Option(help="Comma list of seeds (each: initialisation and batch order).")] = "0",
+    seeds: Annotated[str, typer.Option(help="Comma list of seeds (each: initialisation and batch order).")] = "0,1,2",
     epochs: Annotated[int, typer.Option(help="Budget: epochs of dense training and of sparse training from init.")] = 3,
     finetune_epochs: Annotated[int, typer.Option(help="Budget: fine-tuning epochs after pruning a trained net (post).")] = 1,
-    lambda_r: Annotated[float, typer.Option("--lambda-r", help="CoNNect weight of the dense run magnitude+connect prunes.")] = 1.0,
-    lambda_1: Annotated[float, typer.Option("--lambda-1", help="L1 weight of the dense run magnitude+l1 prunes.")] = 5e-4,
+    lambda_r: Annotated[float, typer.Option("--lambda-r", help="CoNNect weight (a decoupled step) of the dense run magnitude+l1+connect prunes.")] = 30.0,
+    lambda_1: Annotated[float, typer.Option("--lambda-1", help="L1 weight of the dense runs magnitude+l1 and magnitude+l1+connect prune.")] = 5e-4,
     iterations: Annotated[int, typer.Option(help="Rounds of the iterated scores (SynFlow, CoNNect), as in the papers.")] = 100,
     imp_rounds: Annotated[int, typer.Option(help="Rounds of iterative magnitude pruning (rewinding to init).")] = 3,
     score_batches: Annotated[int, typer.Option(help="Training batches SNIP and GraSP score with.")] = 2,

@@ -47,6 +47,7 @@ from netgraph.errors import NetgraphError
 from netgraph.experiments.store import claim_out, finished
 from netgraph.experiments.sweep import (
     DEFAULT_EXPONENTS,
+    DENSE_VARIANTS,
     METRICS,
     MODEL,
     PROTOCOLS,
@@ -125,7 +126,7 @@ def _write_sweep(out: Path, config: SweepConfig) -> None:
             "levels": "compression = total / remaining prunable (Linear/conv) weights = 10^exponent",
             "init": "prune at initialisation, then train the sparse net for budget.epochs",
             "post": "train dense for budget.epochs (cached per seed and variant), prune, fine-tune for "
-                    "budget.finetune_epochs; magnitude+connect / magnitude+l1 prune the CoNNect- / L1-regularised "
+                    "budget.finetune_epochs; magnitude+l1 / magnitude+l1+connect prune the L1- / L1+CoNNect-regularised "
                     "dense net; imp rewinds to initialisation, retrains budget.epochs per round and at the end",
             "iterations": "rounds of the iterated scores (synflow, connect)",
             "flops": "multiply-accumulates for one input: nonzero weights x output positions per Linear/conv layer",
@@ -565,7 +566,7 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]], protocol: str, levels: Seq
 
 def _dense_accuracies(ctx: SweepContext, config: SweepConfig) -> dict[str, float]:
     found: dict[str, list[float]] = defaultdict(list)
-    for variant in ("plain", "connect", "l1"):
+    for variant in DENSE_VARIANTS:
         for seed in config.seeds:
             path = ctx.dense_dir(variant, seed) / METRICS
             if path.exists():
@@ -593,8 +594,8 @@ def write_summary(out: Path, config: SweepConfig, result: CompareResult, ctx: Sw
         f"{config.finetune_epochs} epoch(s); {config.optimizer}, lr {config.lr:g} (cosine), batch {config.batch_size}",
         f"- SynFlow / CoNNect score rounds: {config.iterations}; SNIP / GraSP batches: {config.score_batches}; "
         f"IMP: {config.imp_rounds} rounds, rewinding to initialisation, {config.epochs} epoch(s) per retraining",
-        f"- regularised dense training: CoNNect lambda_r = {config.lambda_r:g} (magnitude+connect), "
-        f"L1 lambda_1 = {config.lambda_1:g} (magnitude+l1)",
+        f"- regularised dense training: L1 lambda_1 = {config.lambda_1:g} (magnitude+l1); the same L1 and "
+        f"CoNNect lambda_r = {config.lambda_r:g} as a decoupled step (magnitude+l1+connect)",
         "- dense accuracy (mean over seeds): "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in dense.items()),
         f"- runs: {len(rows)} finished ({len(result.computed)} computed now, {len(result.skipped)} resumed"

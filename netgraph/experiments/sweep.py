@@ -8,9 +8,10 @@ A sweep crosses methods x compression levels x seeds in two protocols:
 - ``post``: train the dense network for ``epochs`` (once per seed and per
   regularizer variant, cached), prune it with the method, then fine-tune for
   ``finetune_epochs``, the same for every method. Besides every score method
-  applied to the plainly trained net, ``magnitude+connect`` and ``magnitude+l1``
-  prune by magnitude after CoNNect- (``lambda_r``) or L1- (``lambda_1``)
-  regularised dense training, and ``imp`` is iterative magnitude pruning with
+  applied to the plainly trained net, ``magnitude+l1`` prunes by magnitude after
+  L1-regularised (``lambda_1``) dense training and ``magnitude+l1+connect`` after
+  dense training with the same L1 plus CoNNect (``lambda_r``, applied as a
+  decoupled step, outside Adam's normalisation), and ``imp`` is iterative magnitude pruning with
   rewinding to initialisation (``imp_rounds`` rounds; round 1 prunes the cached
   dense net, each later round retrains the rewound subnetwork for ``epochs``,
   and the final ticket is trained for ``epochs`` too, since rewound weights are
@@ -80,9 +81,9 @@ __all__ = [
 
 PROTOCOLS = ("init", "post")
 #: Methods that only make sense after dense training, and the dense variant each prunes.
-POST_ONLY = ("magnitude+connect", "magnitude+l1", "imp")
-_VARIANT = {"magnitude+connect": "connect", "magnitude+l1": "l1"}
-DENSE_VARIANTS = ("plain", "connect", "l1")
+POST_ONLY = ("magnitude+l1", "magnitude+l1+connect", "imp")
+_VARIANT = {"magnitude+l1": "l1", "magnitude+l1+connect": "l1+connect"}
+DENSE_VARIANTS = ("plain", "l1", "l1+connect")
 DEFAULT_EXPONENTS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
 IMP_REWIND = "init"
 
@@ -142,7 +143,7 @@ class SweepConfig:
     """Everything that defines a sweep (``OUT/sweep.json`` records it).
 
     ``methods`` None means all: every score method in both protocols plus
-    ``magnitude+connect``, ``magnitude+l1`` and ``imp`` in ``post``. ``levels``
+    ``magnitude+l1``, ``magnitude+l1+connect`` and ``imp`` in ``post``. ``levels``
     are compressions (:func:`netgraph.amounts.parse_levels` reads every spelling). ``iterations`` is the
     number of rounds of the iterated scores (SynFlow, CoNNect; the papers use
     100); ``score_batches`` the training batches SNIP and GraSP score with.
@@ -151,9 +152,11 @@ class SweepConfig:
 
     The defaults are the quick LeNet-300-100 / mnist5k job: Adam at lr 1e-2
     (at 1e-3, nets pruned at init beyond ~30x stay at chance within 3 epochs),
-    and the largest ``lambda_r`` / ``lambda_1`` of the grids tried (0.01-10 /
-    2e-4-1e-3) whose dense accuracy stays within ~0.5 point of plain training,
-    the criterion ``analysis/regularizer_lenet.py`` uses.
+    ``lambda_1`` 5e-4 (the largest of 2e-4-1e-3 whose dense accuracy stays within
+    ~0.5 point of plain training) and ``lambda_r`` 30, chosen on a validation split
+    carved from the training data under this budget (``analysis/regularizer_study.py
+    mainjob``: L1 plus decoupled CoNNect at 3-1000; coupled into Adam, CoNNect
+    collapses magnitude pruning).
     """
 
     model: str = "lenet300"
@@ -168,7 +171,7 @@ class SweepConfig:
     optimizer: str = "adam"
     lr: float = 1e-2
     weight_decay: float = 0.0
-    lambda_r: float = 1.0
+    lambda_r: float = 30.0
     lambda_1: float = 5e-4
     iterations: int = 100
     imp_rounds: int = 3
@@ -216,10 +219,10 @@ class SweepConfig:
             (self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}"),
             (self.imp_rounds >= 1, f"imp rounds must be >= 1, got {self.imp_rounds}"),
             (self.score_batches >= 1, f"score batches must be >= 1, got {self.score_batches}"),
-            (math.isfinite(self.lambda_r) and self.lambda_r > 0 or "magnitude+connect" not in self.methods,
-             f"lambda_r must be > 0 for magnitude+connect, got {self.lambda_r}"),
-            (math.isfinite(self.lambda_1) and self.lambda_1 > 0 or "magnitude+l1" not in self.methods,
-             f"lambda_1 must be > 0 for magnitude+l1, got {self.lambda_1}"),
+            (math.isfinite(self.lambda_r) and self.lambda_r > 0 or "magnitude+l1+connect" not in self.methods,
+             f"lambda_r must be > 0 for magnitude+l1+connect, got {self.lambda_r}"),
+            (math.isfinite(self.lambda_1) and self.lambda_1 > 0 or not {"magnitude+l1", "magnitude+l1+connect"} & set(self.methods),
+             f"lambda_1 must be > 0 for magnitude+l1 and magnitude+l1+connect, got {self.lambda_1}"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -252,14 +255,15 @@ class SweepConfig:
                 "imp_rewind": IMP_REWIND,
                 "score_batches": self.score_batches,
             },
-            "regularizers": {"lambda_r": self.lambda_r, "lambda_1": self.lambda_1},
+            "regularizers": {"lambda_r": self.lambda_r, "lambda_1": self.lambda_1, "connect_step": "decoupled"},
         }
 
     def _train_config(self, epochs: int, seed: int, lambda_r: float = 0.0, lambda_1: float = 0.0) -> TrainConfig:
+        # CoNNect as a decoupled step: coupled into Adam it inflates whole rows (DESIGN section 3)
         return TrainConfig(
             epochs=epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
             weight_decay=self.weight_decay, schedule="cosine", lambda_r=lambda_r, lambda_1=lambda_1,
-            seed=seed, device=self.device,
+            seed=seed, device=self.device, decoupled_reg=lambda_r > 0,
         )
 
 
@@ -428,8 +432,8 @@ def run_dense(ctx: SweepContext, variant: str, seed: int) -> DenseRun:
 
     def compute() -> dict[str, Any]:
         log = RunLog()
-        lambda_r = config.lambda_r if variant == "connect" else 0.0
-        lambda_1 = config.lambda_1 if variant == "l1" else 0.0
+        lambda_r = config.lambda_r if variant == "l1+connect" else 0.0
+        lambda_1 = config.lambda_1 if variant in ("l1", "l1+connect") else 0.0
         params = {"variant": variant, "seed": seed, "epochs": config.epochs, "lambda_r": lambda_r, "lambda_1": lambda_1}
         atomic_write_json(folder / PARAMS, params)
         model = ctx.fresh_model(seed)

@@ -180,7 +180,7 @@ def paired_differences(rows: Sequence[Mapping[str, Any]], key: str, arm_a: Mappi
     """The differences ``arm_a - arm_b`` of ``key``, paired by the value of ``by``.
 
     An arm is a mapping column -> value that selects its rows, e.g.
-    ``{"method": "magnitude+connect", "target_compression": 100.0}``; within an arm
+    ``{"method": "magnitude+l1+connect", "target_compression": 100.0}``; within an arm
     each value of ``by`` must occur once. A pair whose value is missing or not
     finite in either arm is counted in ``unpaired``, not guessed.
 

@@ -35,7 +35,7 @@ OKABE_ITO = {
 #: methods of ``netgraph.pruning.METHODS`` and the sweep's post-training ones).
 METHOD_STYLE: dict[str, tuple[str, str]] = {
     "connect": (OKABE_ITO["vermillion"], "o"),
-    "magnitude+connect": ("#882255", "D"),  # CoNNect-regularised training, then magnitude
+    "magnitude+l1+connect": ("#882255", "D"),  # L1 + CoNNect-regularised training, then magnitude
     "synflow": (OKABE_ITO["blue"], "s"),
     "magnitude": (OKABE_ITO["green"], "^"),
     "magnitude_layerwise": (OKABE_ITO["sky_blue"], "v"),
@@ -47,7 +47,8 @@ METHOD_STYLE: dict[str, tuple[str, str]] = {
 }
 _ALIASES = {
     "connect_score": "connect", "connect-score": "connect",
-    "connect_reg": "magnitude+connect", "connect-reg": "magnitude+connect", "connect_regularizer": "magnitude+connect",
+    "connect_reg": "magnitude+l1+connect", "connect-reg": "magnitude+l1+connect",
+    "connect_regularizer": "magnitude+l1+connect",
     "magnitude_global": "magnitude", "global_magnitude": "magnitude",
     "layerwise_magnitude": "magnitude_layerwise", "magnitude-layerwise": "magnitude_layerwise",
     "iterative_magnitude": "imp", "lottery": "imp", "lth": "imp",
