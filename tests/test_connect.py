@@ -10,8 +10,10 @@ import torch
 from torch import nn
 
 from netgraph.connect.regularizer import CoNNect, DisconnectedWarning
-from netgraph.connect.scores import connect_scores
-from netgraph.connectivity.propagate import flows
+from netgraph.connect.scores import connect_scores, score_flows
+from netgraph.connectivity.propagate import flows, log_phi_from_inputs
+from netgraph.pruning import METHODS, prunable_parameters
+from netgraph.pruning.scores import ScoreContext
 from netgraph.graph.tracer import trace
 from netgraph.training.models import build_model
 
@@ -322,3 +324,100 @@ def test_the_normalised_score_keeps_the_projection_shortcuts_their_share() -> No
     ratio_raw = mean_share(raw, shortcut) / mean_share(raw, branch)
     ratio_normalised = mean_share(normalised, shortcut) / mean_share(normalised, branch)
     assert ratio_normalised > 10 * ratio_raw
+
+
+class ResidualMLP(nn.Module):
+    """``out(b2(b1(h)) + s(h))`` with ``h = a(x)``: a two-layer branch beside a one-layer
+    shortcut, no biases (so SynFlow is exactly the raw path mass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.a, self.b1, self.b2 = nn.Linear(4, 6, bias=False), nn.Linear(6, 5, bias=False), nn.Linear(5, 6, bias=False)
+        self.s, self.out = nn.Linear(6, 6, bias=False), nn.Linear(6, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        return self.out(self.b2(torch.relu(self.b1(h))) + self.s(h))
+
+
+def balanced_scores_by_hand(net: ResidualMLP) -> dict[str, np.ndarray]:
+    """The score's graph written out: each layer ``|W| m / ||W||_1``; at the add each branch
+    scaled by ``c_i = (S_1 + S_2) / 2 / S_i`` (``S_i`` its delivered forward mass);
+    share ``F_u A_uv B_v / phi``."""
+    def tilde(layer: nn.Linear) -> np.ndarray:
+        w = layer.weight.detach().double().abs().numpy()
+        return w * min(w.shape) / w.sum()
+
+    a, b1, b2, s, out = (tilde(layer) for layer in (net.a, net.b1, net.b2, net.s, net.out))
+    h = a @ np.ones(4)
+    u, v = b2 @ (b1 @ h), s @ h
+    c_u, c_v = (u.sum() + v.sum()) / 2 / u.sum(), (u.sum() + v.sum()) / 2 / v.sum()
+    join = c_u * u + c_v * v
+    phi = (out @ join).sum()
+    b_join = out.T @ np.ones(3)
+    b_mid = b2.T @ (c_u * b_join)
+    b_h = b1.T @ b_mid + s.T @ (c_v * b_join)
+
+    def share(f_in: np.ndarray, matrix: np.ndarray, b_out: np.ndarray) -> np.ndarray:
+        return b_out[:, None] * matrix * f_in[None, :] / phi
+
+    return {"a.weight": share(np.ones(4), a, b_h), "b1.weight": share(h, b1, b_mid),
+            "b2.weight": share(b1 @ h, b2, c_u * b_join), "s.weight": share(h, s, c_v * b_join),
+            "out.weight": share(join, out, np.ones(3))}
+
+
+def test_the_score_balances_the_branches_at_a_join_as_computed_by_hand() -> None:
+    net = ResidualMLP()
+    graph = trace(net, input_shape=(4,))
+    scores = connect_scores(graph, score_flows(graph))
+    expected = balanced_scores_by_hand(net)
+    assert set(scores) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(scores[key].numpy(), value, rtol=1e-10, err_msg=key)
+    # path-mass shares: every cut of the graph carries all of it
+    for cut in (["a.weight"], ["b1.weight", "s.weight"], ["b2.weight", "s.weight"], ["out.weight"]):
+        assert sum(float(scores[k].sum()) for k in cut) == pytest.approx(1.0, rel=1e-10)
+    # and the unbalanced A~ gives the two-layer branch more than the balanced graph does
+    plain = connect_scores(graph, flows(graph, normalize=True))
+    assert not np.allclose(plain["s.weight"].numpy(), expected["s.weight"], rtol=1e-3)
+
+
+def test_balanced_joins_change_nothing_in_a_chain() -> None:
+    """LeNet-5 (convs, a flatten that merges spatial features, Linear layers): no join, so
+    the score's flows are exactly the ``A~`` flows, bit for bit."""
+    graph = trace(build_model("lenet5").eval(), input_shape=(1, 28, 28))
+    balanced, plain = score_flows(graph), flows(graph, normalize=True)
+    assert balanced.balanced and not plain.balanced
+    assert np.array_equal(balanced.log_forward, plain.log_forward)
+    assert np.array_equal(balanced.log_backward, plain.log_backward)
+    assert balanced.log_phi == plain.log_phi
+
+
+def test_balanced_flows_stay_a_graph() -> None:
+    """ResNet-20 pruned to 10%: the backward sweep reads the same join factors as the
+    forward one (``sum_in B = sum_out F``), and the regulariser keeps the unbalanced ``A~``."""
+    net = build_model("resnet20").double().eval()
+    METHODS["random"].prune(net, prunable_parameters(net), sparsity=0.9, seed=0)
+    graph = trace(net, input_shape=(3, 32, 32))
+    balanced = score_flows(graph)
+    assert log_phi_from_inputs(balanced) == pytest.approx(balanced.log_phi, rel=1e-10)
+    assert flows(graph, normalize=True).log_phi == pytest.approx(-float(CoNNect(graph)().detach()), rel=1e-10)
+
+
+def test_synflow_stays_the_raw_path_mass() -> None:
+    """SynFlow is ``|w dR/dw|`` on the raw graph: the raw path shares times phi. Balancing
+    changed CoNNect's graph (the shortcut's share) and nothing of SynFlow's."""
+    net = ResidualMLP()
+    with torch.no_grad():
+        net.s.weight *= 10  # SynFlow reads magnitudes; A~ is blind to a layer's scale
+    graph = trace(net, input_shape=(4,))
+    raw = flows(graph)
+    params = [(getattr(net, name), "weight") for name in ("a", "b1", "b2", "s", "out")]
+    synflow = METHODS["synflow"].score(net, params, ScoreContext(device=torch.device("cpu"), input_shape=(4,)))
+    shares = connect_scores(graph, raw)
+    balanced = connect_scores(graph, score_flows(graph))
+    for name, score in zip(("a", "b1", "b2", "s", "out"), synflow):
+        torch.testing.assert_close(score, shares[f"{name}.weight"] * math.exp(raw.log_phi), rtol=1e-10, atol=0)
+    shortcut = float(synflow[3].sum() / synflow[4].sum())  # the shortcut's share of SynFlow's paths
+    assert shortcut > 0.8 and float(balanced["s.weight"].sum()) < 0.6

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from netgraph.connectivity.propagate import flows
+from netgraph.connectivity.report import analyze
 from netgraph.errors import NetgraphError
 from netgraph.graph.tracer import trace
 from netgraph.pruning import (
@@ -24,13 +25,14 @@ from netgraph.pruning import (
     prunable_parameters,
     structural_prune,
 )
+from netgraph.pruning import path_mass
 from netgraph.pruning.methods import iterate_scores
 from netgraph.pruning.path_mass import connect_score as connect
 from netgraph.pruning.schedule import keep_schedule
 from netgraph.pruning.scores import ScoreContext
 from netgraph.training.models import build_model
 
-SHAPES = {"lenet300": (1, 28, 28), "resnet20": (3, 32, 32)}
+SHAPES = {"lenet300": (1, 28, 28), "lenet5": (1, 28, 28), "resnet20": (3, 32, 32)}
 
 
 def plain_and_fast(model: nn.Module, shape: tuple[int, ...], params_of, keeps: list[int], scope: str):
@@ -224,3 +226,41 @@ def test_connect_built_from_a_graph_says_it_cannot_rebuild() -> None:
     structural_prune(model, torch.randn(1, 3, 8, 8), 0.5)
     with pytest.raises(NetgraphError, match="input_shape"):
         reg()
+
+
+def pruned_at_init(name: str, seed: int, compression: float, iterations: int) -> tuple[nn.Module, list[torch.Tensor]]:
+    torch.manual_seed(seed)
+    model = build_model(name).eval()
+    masks = METHODS["connect"].prune(model, prunable_parameters(model), compression=compression,
+                                     iterations=iterations, input_shape=SHAPES[name])
+    return model, masks
+
+
+def unbalanced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The score as it was: CoNNect's ``A~`` without balanced joins."""
+    monkeypatch.setattr(path_mass, "score_flows", lambda graph: flows(graph, normalize=True))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_layer_of_resnet20_collapses_up_to_1000x_projection_shortcuts_included(seed: int) -> None:
+    """Every layer keeps a weight and the net stays connected at 10^3 from init (20 rounds)."""
+    model, _ = pruned_at_init("resnet20", seed, 1e3, 20)
+    report = analyze(trace(model, input_shape=SHAPES["resnet20"]))
+    assert report.collapsed_layers == [] and not report.disconnected
+
+
+def test_without_balanced_joins_the_projection_shortcuts_collapse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The case above is a real test: the ``A~`` score alone loses both 1x1 shortcuts there."""
+    unbalanced(monkeypatch)
+    model, _ = pruned_at_init("resnet20", 1, 1e3, 20)
+    report = analyze(trace(model, input_shape=SHAPES["resnet20"]))
+    assert set(report.collapsed_layers) == {"stages.3.shortcut.0.weight", "stages.6.shortcut.0.weight"}
+
+
+@pytest.mark.parametrize("name", ["lenet300", "lenet5"])
+def test_chains_are_pruned_exactly_as_before_balanced_joins(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No join, nothing to balance: the masks at 10^3.5 are those of the ``A~`` score."""
+    _, balanced = pruned_at_init(name, 0, 10**3.5, 20)
+    unbalanced(monkeypatch)
+    _, plain = pruned_at_init(name, 0, 10**3.5, 20)
+    assert all(torch.equal(a, b) for a, b in zip(balanced, plain))

@@ -45,8 +45,9 @@ class Flows:
         log of the path sum; ``-inf`` when the network is disconnected.
     reached, reaches_output : numpy.ndarray of bool
         Reachability from an input and to an output, over nonzero weights.
-    how, normalized
-        The edge aggregation, and whether the flows are those of the normalised graph ``A~``.
+    how, normalized, balanced
+        The edge aggregation, whether the flows are those of the normalised graph ``A~``,
+        and whether its structural joins balance their incoming branches (:func:`flows`).
 
     Examples
     --------
@@ -65,6 +66,7 @@ class Flows:
     reaches_output: np.ndarray
     how: Aggregation = "l1"
     normalized: bool = False
+    balanced: bool = False
 
     @property
     def alive(self) -> np.ndarray:
@@ -272,7 +274,7 @@ def _block_reading(block: Block, how: Aggregation, normalize: bool) -> tuple[Agg
     return how, (math.log(gain) if gain > 0 else 0.0)
 
 
-def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False) -> Flows:
+def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False, balance_joins: bool = False) -> Flows:
     """Propagate flows and reachability through ``graph`` (DESIGN.md section 2).
 
     ``F = 1`` on inputs, ``F_v = sum_u w_uv F_u``; ``B = 1`` on outputs,
@@ -288,7 +290,14 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False)
         default), L2 norm (structured), count of nonzeros.
     normalize : bool
         Propagate on CoNNect's normalised graph ``A~`` instead of the raw weights
-        (the CoNNect score reads it, so parallel branches keep comparable shares).
+        (the CoNNect score reads it).
+    balance_joins : bool
+        At every structural join fed by several node groups (a residual add, a gate),
+        scale each group's flow so that every incoming branch delivers the same forward
+        mass into the join, their total unchanged (:func:`_join_factors`): the per-branch
+        analogue of ``A~``'s per-block normalisation, which the CoNNect score reads so a
+        one-layer shortcut keeps the share of the multi-layer branch beside it. A graph
+        without such joins (a chain) propagates exactly as without it.
 
     Returns
     -------
@@ -314,8 +323,14 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False)
     reached[graph.input_nodes] = True
     group_of = forward.group_index
 
+    join_factors: dict[int, np.ndarray] = {}
     for block in graph.blocks:
-        x, scale = forward.gather(block.src)
+        factors = _join_factors(block, forward, how) if balance_joins else None
+        if factors is None:
+            x, scale = forward.gather(block.src)
+        else:
+            join_factors[id(block)] = factors
+            x, scale = _balanced_input(block, forward, factors)
         with loaded(block.source.module):
             reading, log_gain = _block_reading(block, how, normalize)
             flow, support = _apply(block, reading, x, reached[block.src].astype(np.float64), transpose=False)
@@ -337,13 +352,55 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False)
             reading, log_gain = _block_reading(block, how, normalize)
             flow, support = _apply(block, reading, backward.values[dst], reaches[dst].astype(np.float64),
                                    transpose=True)
-        backward.add(block.src, flow, backward.log_scale[group] + log_gain)
+        factors = join_factors.get(id(block))
+        if factors is None:
+            backward.add(block.src, flow, backward.log_scale[group] + log_gain)
+        else:  # B_u = c_u sum_v w_uv B_v: one add per incoming group (one factor each)
+            for value in np.unique(factors):
+                part = factors == value
+                backward.add(block.src[part], flow[part], backward.log_scale[group] + log_gain + value)
         reaches[block.src] |= support > 0
 
     log_forward, log_backward = forward.logs(), backward.logs()
     out_logs = log_forward[graph.output_nodes]
     log_phi = _logsumexp(out_logs)
-    return Flows(graph, log_forward, log_backward, log_phi, reached, reaches, how, normalize)
+    return Flows(graph, log_forward, log_backward, log_phi, reached, reaches, how, normalize, balance_joins)
+
+
+def _join_factors(block: Block, forward: _ScaledVector, how: Aggregation) -> np.ndarray | None:
+    """Log factor ``log c_u`` of every :attr:`Block.src` node of a structural join that
+    balances its incoming branches, or None when ``block`` is no such join.
+
+    A branch is a node group feeding the join; it delivers ``S_i = sum_u (sum_v w_uv) F_u``
+    over its nodes. Scaling each by ``c_i = (sum_i S_i / n) / S_i`` (``n`` branches that
+    carry flow; a dead one keeps ``c = 1``, it carries nothing) makes them deliver the
+    same mass and leaves the total unchanged. The join's edges become ``w_uv c_u``: a
+    graph, so path masses still add up (backward flows read the same factors)."""
+    if block.kind != "struct":
+        return None
+    groups, member = np.unique(forward.node_group[block.src], return_inverse=True)
+    if groups.size < 2:
+        return None
+    delivered = np.asarray(block.matrix(how).sum(axis=0)).ravel() * forward.values[block.src]
+    with np.errstate(divide="ignore"):
+        log_mass = np.log(np.bincount(member, weights=delivered, minlength=groups.size)) + forward.log_scale[groups]
+    live = np.isfinite(log_mass)
+    if live.sum() < 2:
+        return None
+    target = _logsumexp(log_mass) - math.log(live.sum())
+    return np.where(live, target - np.where(live, log_mass, 0.0), 0.0)[member]
+
+
+def _balanced_input(block: Block, forward: _ScaledVector, factors: np.ndarray) -> tuple[np.ndarray, float]:
+    """``c_u F_u`` over :attr:`Block.src` on one common scale, and that scale (log):
+    what :meth:`_ScaledVector.gather` gives an unbalanced block. Every live branch
+    delivers the same mass on that scale (at least its peak node's), so none underflows
+    however unequal the branches were."""
+    logs = forward.log_scale[forward.node_group[block.src]] + factors
+    finite = np.isfinite(logs)
+    top = float(logs[finite].max())
+    with np.errstate(invalid="ignore"):
+        return np.where(finite, forward.values[block.src] * np.exp(logs - top), 0.0), top
 
 
 def _logsumexp(logs: np.ndarray) -> float:

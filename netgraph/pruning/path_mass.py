@@ -1,10 +1,14 @@
 """CoNNect as an unstructured pruning score: each weight's share of path mass.
 
 The weight score is ``F_u |w| B_v / phi`` (data-free,
-:func:`netgraph.connect.scores.connect_scores`); iterated on SynFlow's
-exponential schedule it never removes the last path through a layer while
-another weight of lower share remains. Iterating needs no per-round pass over
-pruned weights (:func:`iterate_connect`).
+:func:`netgraph.connect.scores.connect_scores`) in CoNNect's normalised graph with
+balanced joins (:func:`netgraph.connect.scores.score_flows`). A layer every path
+crosses carries all the path mass, one of ``n`` branches into a residual add about
+``1/n`` of it, however much of the layer is pruned, so a layer's last weights carry a
+large share: iterated on SynFlow's exponential schedule the score keeps every layer,
+parallel branches included (ResNet-20 at init: no layer collapses below ``10^3.6`` in
+5 seeds; without balanced joins a 1x1 projection shortcut collapsed at ``10^2.6``-``10^2.9``
+in 3 of them). Iterating needs no per-round pass over pruned weights (:func:`iterate_connect`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from netgraph.connect.scores import connect_scores, finite_scores
-from netgraph.connectivity.propagate import Flows, edge_share, flows
+from netgraph.connect.scores import connect_scores, finite_scores, score_flows
+from netgraph.connectivity.propagate import Flows, edge_share
 from netgraph.errors import NetgraphError
 from netgraph.graph.cache import cached_trace
 from netgraph.graph.channels import Block, ChannelGraph
@@ -45,7 +49,7 @@ def connect_score(model: nn.Module, params: Sequence[Param], ctx: ScoreContext) 
     """Data-free CoNNect score of every weight in ``params`` (higher = keep)."""
     graph, keys = _graph_and_keys(model, params, ctx)
     with torch.no_grad(), reuse_weights():  # flows and scores read each weight once
-        scores = connect_scores(graph, flows(graph, normalize=True))
+        scores = connect_scores(graph, score_flows(graph))
     out = []
     for (module, name), key in zip(params, keys):
         score = scores.get(key)
@@ -79,7 +83,7 @@ def iterate_connect(
     sizes = [getattr(module, name).numel() for module, name in params]
     for keep in keeps:
         with torch.no_grad(), reuse_weights():  # the flows and the block gains read each weight once
-            result = flows(graph, normalize=True)
+            result = score_flows(graph)
             scored = [layer.scores(result) for layer in alive]
         kept = select_alive(scored, keep, scope, sizes)
         for layer, flags in zip(alive, kept):
