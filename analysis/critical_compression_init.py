@@ -69,7 +69,9 @@ Runtime (2 shared CPU cores, 1 torch thread; measured)
 Outputs (``--out``, default ``results/critical_compression_init/``)
     runs/*.json           one atomic JSON per unit (re-running skips finished units)
     levels.csv / .md      one row per model x method x seed x level (raw) / aggregated over seeds
-    critical.csv / .md    critical compression exponent per model x method
+    critical.csv / .md    critical compression exponent per model x method; for iterated
+                          methods also what the failing round removed (the layers it
+                          emptied, their scores against the lowest kept; JSON ``failing_step``)
     anchors.csv / .md     models with published values: ours against SynFlow's
     critical_compression_init.png, also copied to figures/ by a full (non --quick) run
     A run of ``--models vgg16_bn_synflow`` alone writes to
@@ -80,6 +82,8 @@ Outputs (``--out``, default ``results/critical_compression_init/``)
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import math
 import sys
 import time
@@ -142,6 +146,8 @@ class Pruner:
         self.params = prunable_parameters(self.model)
         self.weights = [getattr(m, n) for m, n in self.params]
         self.sizes = [w.numel() for w in self.weights]
+        modules = {module: name for name, module in self.model.named_modules()}
+        self.layer_names = [f"{modules[m]}.{n}" for m, n in self.params]
         self.total = total_weights(self.params)
         self.init = torch.cat([w.detach().flatten() for w in self.weights]).clone()
         self.alive = torch.ones(self.total, dtype=torch.bool)
@@ -162,6 +168,10 @@ class Pruner:
         with torch.no_grad():
             for w, v in zip(self.weights, values):
                 w.copy_(v.view_as(w))
+
+    def layer_of(self, flat: int) -> str:
+        """The layer (``module.weight``) holding entry ``flat`` of the flat weight vector."""
+        return self.layer_names[bisect.bisect_right(list(itertools.accumulate(self.sizes)), flat)]
 
     def report(self) -> dict:
         rep = analyze(self.graph)
@@ -307,6 +317,7 @@ def _refine(p: Pruner, levels: list[dict], keeps: list[int], pruned_at: torch.Te
             else:
                 hi, bad_state = mid, rep
         bad_keep = keeps[hi]
+        step = failing_step(p, pruned_at, lo, hi, keeps)
     else:  # one-shot: any keep count, bisected on a log scale
         lo_k, hi_k = lo_keep, hi_keep
         for _ in range(steps):
@@ -318,10 +329,29 @@ def _refine(p: Pruner, levels: list[dict], keeps: list[int], pruned_at: torch.Te
                 lo_k = good_keep = mid
             else:
                 hi_k, bad_state = mid, rep
-        bad_keep = hi_k
+        bad_keep, step = hi_k, None
     return {"grid_x": levels[j - 1]["x"], "refined_x": exponent(p.total, good_keep),
             "refined_keep": good_keep, "bracket": [exponent(p.total, good_keep), exponent(p.total, bad_keep)],
-            "censored": None, "failure": _failure(bad_state), "first_collapsed": bad_state["collapsed_layers"]}
+            "censored": None, "failure": _failure(bad_state), "first_collapsed": bad_state["collapsed_layers"],
+            "failing_step": step}
+
+
+def failing_step(p: Pruner, pruned_at: torch.Tensor, lo: int, hi: int, keeps: list[int]) -> dict:
+    """What the round that failed removed (an iterated run's last good round ``lo``, its
+    next ``hi``): the removed weights' layers and scores, as scored in state ``lo``, and
+    the lowest score that survived. Says *why* a layer went: e.g. its last weights all
+    scored below every weight of the other layers."""
+    p.set_alive(pruned_at > lo)
+    scores = p.scores()
+    removed: dict[str, list] = {}  # layer -> [count, lowest score, highest score]
+    for i in (pruned_at == hi).nonzero().squeeze(1).tolist():
+        entry = removed.setdefault(p.layer_of(i), [0, math.inf, -math.inf])
+        entry[0] += 1
+        entry[1], entry[2] = min(entry[1], float(scores[i])), max(entry[2], float(scores[i]))
+    kept = pruned_at > hi
+    lowest = int(torch.where(kept, scores, torch.inf).argmin()) if kept.any() else None
+    return {"keep_before": keeps[lo], "keep_after": keeps[hi], "removed": removed,
+            "lowest_kept": [p.layer_of(lowest), float(scores[lowest])] if lowest is not None else None}
 
 
 def _failure(state: dict) -> str:
@@ -442,6 +472,9 @@ def tables(runs: list[dict], out: Path, args: argparse.Namespace) -> tuple[str, 
                                                             sorted(zip(crit, group), key=lambda cr: cr[1]["seed"]))
             if name == "strict":
                 md["strict: first failure"] = (", ".join(failures) or "none") + (f" ({', '.join(_short(first))})" if first else "")
+                md["strict: the failing round (iterated)"] = "; ".join(
+                    _step_text(c, r) for c, r in sorted(zip(crit, group), key=lambda cr: cr[1]["seed"])
+                    if c.get("failing_step")) or "–"
         md["s/run"] = f"{row['seconds_per_run']:.0f}"
         crit_rows.append(row)
         crit_md.append(md)
@@ -499,6 +532,18 @@ def _pm(stats: tuple) -> str:
     """' (m ± s)' of a mean_std triple, '' when no value was finite."""
     mean, std, n = stats
     return f" ({mean:.2f} ± {std:.2f})" if n > 1 else (f" ({mean:.2f})" if n else "")
+
+
+def _step_text(crit: dict, run: dict) -> str:
+    """A failing round in words: how many weights each emptied layer lost, at what
+    scores, against the lowest score that survived."""
+    step = crit["failing_step"]
+    lost = [f"{layer.removesuffix('.weight')} lost its last {n} ({lo:.3g}–{hi:.3g})"
+            for layer, (n, lo, hi) in step["removed"].items() if layer in crit["first_collapsed"]]
+    lowest = step["lowest_kept"]
+    return (f"seed {run['seed']}, {step['keep_before']}→{step['keep_after']} weights: "
+            + (", ".join(lost) or f"{sum(n for n, _, _ in step['removed'].values())} removed, none emptied a layer")
+            + (f"; lowest kept {lowest[1]:.3g} ({lowest[0].removesuffix('.weight')})" if lowest else ""))
 
 
 def _seed_value(crit: dict, run: dict, refined: bool = True) -> str:
