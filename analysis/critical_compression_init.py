@@ -11,12 +11,24 @@ Claim reproduced
     on the weights, so no data is read: the models are CIFAR-shaped
     ``vgg16_bn_cifar`` (14.7M prunable weights) and ``resnet20`` (0.27M).
 
+    SynFlow's own setting: ``--models vgg16_bn_synflow`` is their VGG-16-BN
+    (``lottery_vgg``: conv biases, He fan-in init, 100 classes for CIFAR-100,
+    14.76M prunable weights in 14 layers) on their grid 10^0, 10^0.25, ..., 10^6.
+    Its critical exponents are set against SynFlow's published ones (``ANCHORS``,
+    read from the per-layer tables in their repository) in ``anchors.md`` and the
+    ``*_anchors.png`` figure. SynFlow prunes the conv and Linear weights only (no
+    bias, no BN: ``prune_bias`` / ``prune_batchnorm`` false), masks globally, and
+    calls a run's critical compression the largest grid level at which every weight
+    layer keeps a weight: our ``no_collapse`` criterion at grid resolution.
+
     For every model, method, seed and compression ``10^x`` (x = 0.5, 0.75, ...,
     up to 6 or the largest level that leaves a weight) the script records the
     collapsed and cut layers, the disconnected flag, nominal and effective
     compression, dead weights and ``log phi`` (``netgraph.connectivity.report.analyze``). The
     **critical compression exponent** of a run is the largest x at which no layer
-    has collapsed and the net is connected. Masks only ever shrink, so this state
+    has collapsed and the net is connected (``strict``); ``connected`` asks only for
+    an input->output path and ``no_collapse`` (SynFlow's definition) only that every
+    layer keeps a weight. Masks only ever shrink, so each state
     is monotone in x; after the grid pass the interval between the last good and
     the first bad level is bisected ("finer near the collapse"): the refined
     exponent is ``log10(total / kept)`` of the last good state found.
@@ -45,6 +57,7 @@ Protocols (``--protocol``)
 Run
     /work/venv/bin/python analysis/critical_compression_init.py            # full run
     /work/venv/bin/python analysis/critical_compression_init.py --quick    # smoke run, ~1-2 min
+    /work/venv/bin/python analysis/critical_compression_init.py --models vgg16_bn_synflow   # SynFlow's setting
     ... --protocol per-target --models resnet20 --methods synflow,connect --levels 4.5,4.75,5 --seeds 1
 
 Runtime (2 shared CPU cores, 1 torch thread; measured)
@@ -56,13 +69,21 @@ Runtime (2 shared CPU cores, 1 torch thread; measured)
 Outputs (``--out``, default ``results/critical_compression_init/``)
     runs/*.json           one atomic JSON per unit (re-running skips finished units)
     levels.csv / .md      one row per model x method x seed x level (raw) / aggregated over seeds
-    critical.csv / .md    critical compression exponent per model x method
+    critical.csv / .md    critical compression exponent per model x method; for iterated
+                          methods also what the failing round removed (the layers it
+                          emptied, their scores against the lowest kept; JSON ``failing_step``)
+    anchors.csv / .md     models with published values: ours against SynFlow's
     critical_compression_init.png, also copied to figures/ by a full (non --quick) run
+    A run of ``--models vgg16_bn_synflow`` alone writes to
+    ``results/critical_compression_vgg_synflow/`` and the figures
+    ``critical_compression_vgg_synflow{,_anchors}.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import math
 import sys
 import time
@@ -71,6 +92,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from _common import Timer, limit_threads, save_figure, style  # noqa: E402
 
 from netgraph.connectivity.report import analyze  # noqa: E402
@@ -89,6 +111,25 @@ NAME = "critical_compression_init"
 DEFAULT_MODELS = ["vgg16_bn_cifar", "resnet20"]
 DEFAULT_METHODS = ["random", "magnitude", "synflow", "connect"]
 ITERATIVE = {"synflow", "connect"}
+# Per-model protocol where it is not the default (10 classes, grid from 10^0.5):
+# SynFlow's VGG-16-BN is pruned for CIFAR-100 on the grid 10^0, 10^0.25, ..., 10^6.
+# A run of that model alone writes its own outputs and figures (SYNFLOW_NAME).
+SYNFLOW_MODEL = "vgg16_bn_synflow"
+SYNFLOW_NAME = "critical_compression_vgg_synflow"
+CLASSES = {SYNFLOW_MODEL: 100}
+X_MIN = {SYNFLOW_MODEL: 0.0}
+# SynFlow's published critical exponents (Tanaka et al. 2020, Fig. 1; VGG-16-BN,
+# CIFAR-100): per run, the largest grid level at which all 14 weight layers keep a
+# weight, read from the per-layer tables in their repository
+# (Results/data/0520_2020_cifar100_lottery_vgg16_bn{,_run2,_run3}/compression-*.pkl),
+# and the mean of the 3 runs (the anchors quoted for the paper).
+ANCHORS = {
+    SYNFLOW_MODEL: {
+        "random": (2.75, 3.75, 3.5),
+        "magnitude": (2.75, 2.75, 2.75),
+        "synflow": (6.0, 6.0, 5.75),
+    }
+}
 
 
 # --- one pruned state ----------------------------------------------------------------
@@ -98,13 +139,15 @@ class Pruner:
     """A model at initialisation, its prunable weights as one flat vector, and
     the state of a nested pruning run (which weights are alive)."""
 
-    def __init__(self, model_name: str, method: str, seed: int) -> None:
+    def __init__(self, model_name: str, method: str, seed: int, num_classes: int) -> None:
         seed_everything(seed)
         self.input_shape = default_input_shape(model_name)
-        self.model = build_model(model_name, 10, self.input_shape).eval()
+        self.model = build_model(model_name, num_classes, self.input_shape).eval()
         self.params = prunable_parameters(self.model)
         self.weights = [getattr(m, n) for m, n in self.params]
         self.sizes = [w.numel() for w in self.weights]
+        modules = {module: name for name, module in self.model.named_modules()}
+        self.layer_names = [f"{modules[m]}.{n}" for m, n in self.params]
         self.total = total_weights(self.params)
         self.init = torch.cat([w.detach().flatten() for w in self.weights]).clone()
         self.alive = torch.ones(self.total, dtype=torch.bool)
@@ -125,6 +168,10 @@ class Pruner:
         with torch.no_grad():
             for w, v in zip(self.weights, values):
                 w.copy_(v.view_as(w))
+
+    def layer_of(self, flat: int) -> str:
+        """The layer (``module.weight``) holding entry ``flat`` of the flat weight vector."""
+        return self.layer_names[bisect.bisect_right(list(itertools.accumulate(self.sizes)), flat)]
 
     def report(self) -> dict:
         rep = analyze(self.graph)
@@ -179,13 +226,23 @@ def exponent(total: int, keep: int) -> float:
     return math.log10(total / keep)
 
 
+def classes(model: str, args: argparse.Namespace) -> int:
+    """Output classes of ``model``: ``--num-classes``, else its protocol's (10 by default)."""
+    return args.num_classes or CLASSES.get(model, 10)
+
+
+def grid_start(model: str, args: argparse.Namespace) -> float:
+    """First grid exponent of ``model``: ``--x-min``, else its protocol's (0.5 by default)."""
+    return args.x_min if args.x_min is not None else X_MIN.get(model, 0.5)
+
+
 # --- one unit: a nested trajectory ---------------------------------------------------
 
 
 def nested_run(model_name: str, method: str, seed: int, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
-    p = Pruner(model_name, method, seed)
-    xs = args.levels or grid(args.x_min, args.x_max, args.step, p.total)
+    p = Pruner(model_name, method, seed, classes(model_name, args))
+    xs = args.levels or grid(grid_start(model_name, args), args.x_max, args.step, p.total)
     level_keep = {x: target_keep(p.total, compression=10**x) for x in xs}
     iterative = method in ITERATIVE
     rounds = args.rounds if iterative else 1
@@ -207,7 +264,8 @@ def nested_run(model_name: str, method: str, seed: int, args: argparse.Namespace
             levels.append({"x": x, "target_compression": 10**x, "keep": keep, "round": r + 1, **p.report()})
     critical = refine(p, levels, keeps, pruned_at, order, args.refine_steps)
     return {"model": model_name, "method": method, "seed": seed, "protocol": "nested",
-            "rounds": rounds, "schedule_rounds": len(keeps), "total": p.total, "levels": levels,
+            "rounds": rounds, "schedule_rounds": len(keeps), "total": p.total,
+            "num_classes": classes(model_name, args), "levels": levels,
             "critical": critical, "seconds": time.perf_counter() - started}
 
 
@@ -217,6 +275,10 @@ CRITERIA = {
     # connectivity alone: in a ResNet a projection shortcut (or a block's conv) may
     # collapse while the other branch keeps the input->output paths
     "connected": lambda state: not state["disconnected"],
+    # SynFlow's definition (their figures notebook): every weight layer keeps a weight,
+    # connected or not. In a plain chain (VGG) a collapse disconnects, so this level is
+    # at or above the other two
+    "no_collapse": lambda state: not state["n_collapsed"],
 }
 
 
@@ -255,6 +317,7 @@ def _refine(p: Pruner, levels: list[dict], keeps: list[int], pruned_at: torch.Te
             else:
                 hi, bad_state = mid, rep
         bad_keep = keeps[hi]
+        step = failing_step(p, pruned_at, lo, hi, keeps)
     else:  # one-shot: any keep count, bisected on a log scale
         lo_k, hi_k = lo_keep, hi_keep
         for _ in range(steps):
@@ -266,10 +329,29 @@ def _refine(p: Pruner, levels: list[dict], keeps: list[int], pruned_at: torch.Te
                 lo_k = good_keep = mid
             else:
                 hi_k, bad_state = mid, rep
-        bad_keep = hi_k
+        bad_keep, step = hi_k, None
     return {"grid_x": levels[j - 1]["x"], "refined_x": exponent(p.total, good_keep),
             "refined_keep": good_keep, "bracket": [exponent(p.total, good_keep), exponent(p.total, bad_keep)],
-            "censored": None, "failure": _failure(bad_state), "first_collapsed": bad_state["collapsed_layers"]}
+            "censored": None, "failure": _failure(bad_state), "first_collapsed": bad_state["collapsed_layers"],
+            "failing_step": step}
+
+
+def failing_step(p: Pruner, pruned_at: torch.Tensor, lo: int, hi: int, keeps: list[int]) -> dict:
+    """What the round that failed removed (an iterated run's last good round ``lo``, its
+    next ``hi``): the removed weights' layers and scores, as scored in state ``lo``, and
+    the lowest score that survived. Says *why* a layer went: e.g. its last weights all
+    scored below every weight of the other layers."""
+    p.set_alive(pruned_at > lo)
+    scores = p.scores()
+    removed: dict[str, list] = {}  # layer -> [count, lowest score, highest score]
+    for i in (pruned_at == hi).nonzero().squeeze(1).tolist():
+        entry = removed.setdefault(p.layer_of(i), [0, math.inf, -math.inf])
+        entry[0] += 1
+        entry[1], entry[2] = min(entry[1], float(scores[i])), max(entry[2], float(scores[i]))
+    kept = pruned_at > hi
+    lowest = int(torch.where(kept, scores, torch.inf).argmin()) if kept.any() else None
+    return {"keep_before": keeps[lo], "keep_after": keeps[hi], "removed": removed,
+            "lowest_kept": [p.layer_of(lowest), float(scores[lowest])] if lowest is not None else None}
 
 
 def _failure(state: dict) -> str:
@@ -283,7 +365,7 @@ def _failure(state: dict) -> str:
 
 def per_target_run(model_name: str, method: str, seed: int, x: float, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
-    p = Pruner(model_name, method, seed)
+    p = Pruner(model_name, method, seed, classes(model_name, args))
     keep = target_keep(p.total, compression=10**x)
     iterative = method in ITERATIVE
     rounds = args.rounds if iterative else 1
@@ -379,7 +461,8 @@ def tables(runs: list[dict], out: Path, args: argparse.Namespace) -> tuple[str, 
             for r, c in zip(group, crit):
                 if c["grid_x"] is not None:
                     at = next(lv for lv in r["levels"] if lv["x"] == c["grid_x"])
-                    eff_at.append(math.log10(at["effective_compression"]))
+                    eff = at["effective_compression"]  # None when nothing is alive (disconnected)
+                    eff_at.append(math.log10(eff) if eff else None)
             row |= {f"{name}_x_grid_mean": mean_std(grid_x)[0], f"{name}_x_grid_min": _min(grid_x),
                     f"{name}_x_grid_max": _max(grid_x), f"{name}_x_refined_mean": refined[0],
                     f"{name}_x_refined_std": refined[1], f"{name}_censored": ";".join(censored),
@@ -389,6 +472,9 @@ def tables(runs: list[dict], out: Path, args: argparse.Namespace) -> tuple[str, 
                                                             sorted(zip(crit, group), key=lambda cr: cr[1]["seed"]))
             if name == "strict":
                 md["strict: first failure"] = (", ".join(failures) or "none") + (f" ({', '.join(_short(first))})" if first else "")
+                md["strict: the failing round (iterated)"] = "; ".join(
+                    _step_text(c, r) for c, r in sorted(zip(crit, group), key=lambda cr: cr[1]["seed"])
+                    if c.get("failing_step")) or "–"
         md["s/run"] = f"{row['seconds_per_run']:.0f}"
         crit_rows.append(row)
         crit_md.append(md)
@@ -396,12 +482,76 @@ def tables(runs: list[dict], out: Path, args: argparse.Namespace) -> tuple[str, 
     return levels_md, crit_md_text
 
 
-def _seed_value(crit: dict, run: dict) -> str:
-    """One seed's refined critical exponent: '<x0' if the first level already fails,
-    '≥x' if no level failed, else the refined value (grid value if not refined)."""
+def anchor_table(runs: list[dict], out: Path) -> str:
+    """Critical exponents of the models in :data:`ANCHORS` next to SynFlow's: their
+    definition (no collapse, grid level) first, then ours refined and connected.
+    Writes ``anchors.csv`` / ``.md``; returns the markdown ('' if no such model)."""
+    rows, md_rows = [], []
+    for model in sorted({r["model"] for r in runs} & set(ANCHORS)):
+        for method in sorted({r["method"] for r in runs if r["model"] == model}, key=_method_order):
+            group = _group(runs, model, method)
+            paper = ANCHORS[model].get(method)
+            whole = [r["critical"]["no_collapse"] for r in group]
+            conn = [r["critical"]["connected"] for r in group]
+            grid_x = [c["grid_x"] for c in whole]
+            ours = mean_std(grid_x)
+            refined, connected = mean_std(c["refined_x"] for c in whole), mean_std(c["refined_x"] for c in conn)
+            anchor = sum(paper) / len(paper) if paper else None
+            first = sorted({layer for c in whole for layer in c["first_collapsed"]})
+            rows.append({"model": model, "method": method, "seeds": len(group),
+                         "synflow_runs": list(paper) if paper else None, "synflow_mean": anchor,
+                         "grid_x": grid_x, "grid_x_mean": ours[0], "grid_minus_synflow":
+                         ours[0] - anchor if anchor is not None and ours[2] == len(group) else None,
+                         "refined_x": [c["refined_x"] for c in whole], "refined_x_mean": refined[0],
+                         "refined_x_std": refined[1], "connected_refined_x": [c["refined_x"] for c in conn],
+                         "connected_refined_x_mean": connected[0], "connected_refined_x_std": connected[1],
+                         "censored": ";".join(sorted({c["censored"] for c in whole if c["censored"]})),
+                         "first_collapsed": ";".join(first)})
+            row = rows[-1]
+            md_rows.append({
+                "method": method,
+                "SynFlow paper: per run → mean":
+                    (", ".join(f"{x:g}" for x in paper) + f" → **{anchor:.2f}**") if paper else "–",
+                "ours, grid (their definition): per seed → mean":
+                    ", ".join(_seed_value(c, r, refined=False) for c, r in zip(whole, group))
+                    + (f" → **{ours[0]:.2f}**" if ours[2] == len(group) else ""),
+                "ours − paper":
+                    f"{row['grid_minus_synflow']:+.2f}" if row["grid_minus_synflow"] is not None else "–",
+                "no collapse, refined: per seed (mean ± std)":
+                    ", ".join(_seed_value(c, r) for c, r in zip(whole, group)) + _pm(refined),
+                "connected, refined: per seed (mean ± std)":
+                    ", ".join(_seed_value(c, r) for c, r in zip(conn, group)) + _pm(connected),
+                "first collapsed": ", ".join(_short(first)) or "none",
+            })
+    if not rows:
+        return ""
+    return write_table(out, "anchors", rows, md_rows=md_rows, md_columns=list(md_rows[0]))
+
+
+def _pm(stats: tuple) -> str:
+    """' (m ± s)' of a mean_std triple, '' when no value was finite."""
+    mean, std, n = stats
+    return f" ({mean:.2f} ± {std:.2f})" if n > 1 else (f" ({mean:.2f})" if n else "")
+
+
+def _step_text(crit: dict, run: dict) -> str:
+    """A failing round in words: how many weights each emptied layer lost, at what
+    scores, against the lowest score that survived."""
+    step = crit["failing_step"]
+    lost = [f"{layer.removesuffix('.weight')} lost its last {n} ({lo:.3g}–{hi:.3g})"
+            for layer, (n, lo, hi) in step["removed"].items() if layer in crit["first_collapsed"]]
+    lowest = step["lowest_kept"]
+    return (f"seed {run['seed']}, {step['keep_before']}→{step['keep_after']} weights: "
+            + (", ".join(lost) or f"{sum(n for n, _, _ in step['removed'].values())} removed, none emptied a layer")
+            + (f"; lowest kept {lowest[1]:.3g} ({lowest[0].removesuffix('.weight')})" if lowest else ""))
+
+
+def _seed_value(crit: dict, run: dict, refined: bool = True) -> str:
+    """One seed's refined (else grid) critical exponent: '<x0' if the first level
+    already fails, '≥x' if no level failed, else the value (grid value if not refined)."""
     if crit["censored"] == "below":
         return f"<{run['levels'][0]['x']:g}"
-    value = crit["refined_x"] if crit["refined_x"] is not None else crit["grid_x"]
+    value = crit["refined_x"] if refined and crit["refined_x"] is not None else crit["grid_x"]
     return ("≥" if crit["censored"] == "above" else "") + f"{value:.2f}"
 
 
@@ -432,11 +582,11 @@ def _method_order(method: str) -> int:
     return DEFAULT_METHODS.index(method) if method in DEFAULT_METHODS else len(DEFAULT_METHODS)
 
 
-def figure(runs: list[dict], out: Path, copy: bool) -> list[Path]:
+def figure(runs: list[dict], out: Path, name: str, copy: bool) -> list[Path]:
     models = [m for m in DEFAULT_MODELS if any(r["model"] == m for r in runs)]
     models += sorted({r["model"] for r in runs} - set(models))
     with style_context():
-        fig = new_figure(4.6 * len(models), 6.4)
+        fig = new_figure(max(4.6 * len(models), 6.4), 6.4)
         axes = fig.subplots(2, len(models), squeeze=False, sharex="col")
         for col, model in enumerate(models):
             methods = sorted({r["method"] for r in runs if r["model"] == model}, key=_method_order)
@@ -445,33 +595,95 @@ def figure(runs: list[dict], out: Path, copy: bool) -> list[Path]:
                 group = [r for r in runs if (r["model"], r["method"]) == (model, method)]
                 color, marker = style(method)
                 xs = sorted({lv["x"] for r in group for lv in r["levels"]})
-                ok, conn, phi = [], [], []
+                ok, conn, whole, phi = [], [], [], []
                 for x in xs:
                     at = [lv for r in group for lv in r["levels"] if lv["x"] == x]
                     ok.append(sum(lv["ok"] for lv in at) / len(at))
                     conn.append(sum(not lv["disconnected"] for lv in at) / len(at))
+                    whole.append(sum(not lv["n_collapsed"] for lv in at) / len(at))
                     vals = [lv["log_phi"] for lv in at if lv["log_phi"] is not None]
                     phi.append(sum(vals) / len(vals) if len(vals) == len(at) else math.nan)
                 ax_ok.plot(xs, ok, color=color, marker=marker, ms=4, label=method)
                 ax_ok.plot(xs, conn, color=color, ls=":", lw=1)
+                if whole != ok:  # no collapse but disconnected somewhere: show it
+                    ax_ok.plot(xs, whole, color=color, ls="-.", lw=1)
                 ax_phi.plot(xs, phi, color=color, marker=marker, ms=4, label=method)
-                for name, ls in (("strict", "--"), ("connected", ":")):
-                    refined = [r["critical"][name]["refined_x"] for r in group if r["critical"][name]["refined_x"] is not None]
+                for criterion, ls in (("strict", "--"), ("connected", ":"), ("no_collapse", "-.")):
+                    refined = [r["critical"][criterion]["refined_x"] for r in group
+                               if r["critical"][criterion]["refined_x"] is not None]
                     if refined:
                         ax_ok.axvline(sum(refined) / len(refined), color=color, lw=0.8, ls=ls, alpha=0.7)
             n_seeds = len({r["seed"] for r in runs if r["model"] == model})
             ax_ok.set_title(f"{model} (init, {n_seeds} seed{'s' if n_seeds > 1 else ''})")
-            ax_ok.set_ylabel("fraction of runs OK\n(solid: no collapse & connected;\ndotted: connected)")
+            ax_ok.set_ylabel("fraction of seeds OK")
             ax_ok.set_ylim(-0.05, 1.05)
             ax_phi.set_ylabel("log phi (mean; gap = disconnected)")
             ax_phi.set_xlabel("x   (compression 10^x)")
             ax_ok.legend(loc="lower left", fontsize=8)
             for ax in (ax_ok, ax_phi):
                 ax.grid(True, alpha=0.4)
-        fig.suptitle("Pruning at initialisation, data-free:\nlayer collapse and disconnection vs compression\n"
-                     "(vertical lines: refined critical exponent;\ndashed = no collapse & connected, dotted = connected)",
-                     fontsize=9)
-        return save_figure(fig, out, NAME, copy)
+        fig.suptitle("Pruning at initialisation, data-free: layer collapse and disconnection vs compression\n"
+                     "curves: solid = no collapse & connected, dotted = connected, dash-dot = no collapse (where it differs)\n"
+                     "vertical lines: refined critical exponents (dashed = no collapse & connected, dotted, dash-dot as above)",
+                     fontsize=8)
+        return save_figure(fig, out, name, copy)
+
+
+def anchor_figure(runs: list[dict], args: argparse.Namespace) -> list[Path]:
+    """Critical exponent per method for the models in :data:`ANCHORS`: ours per seed
+    (refined, no collapse and connected; bar = mean grid level) against SynFlow's runs."""
+    models = sorted({r["model"] for r in runs} & set(ANCHORS))
+    gray = "0.35"
+    legend = [
+        Line2D([], [], marker="o", color=gray, ls="none", label="ours: no layer collapsed (per seed, refined)"),
+        Line2D([], [], marker="o", mfc="none", color=gray, ls="none", label="ours: connected (per seed, refined)"),
+        Line2D([], [], color=gray, lw=2.5, label="ours: mean grid level (SynFlow's definition)"),
+        Line2D([], [], marker="*", color=PAPER_COLOR, mec="k", ms=12, ls="none", label="SynFlow paper: mean of 3 runs"),
+        Line2D([], [], marker="_", color="k", mew=1.5, ms=10, ls="none", label="SynFlow paper: one run"),
+    ]
+    with style_context():
+        fig = new_figure(6.4 * len(models), 4.6)
+        for ax, model in zip(fig.subplots(1, len(models), squeeze=False)[0], models):
+            methods = sorted({r["method"] for r in runs if r["model"] == model}, key=_method_order)
+            for i, method in enumerate(methods):
+                group = _group(runs, model, method)
+                color, marker = style(method)
+                for j, r in enumerate(group):
+                    dx = 0.08 * (j - (len(group) - 1) / 2)
+                    for criterion, side, fill in (("no_collapse", -0.12, color), ("connected", 0.12, "none")):
+                        x = r["critical"][criterion]["refined_x"]
+                        if x is not None:
+                            ax.plot(i + side + dx, x, marker=marker, mfc=fill, color=color, ms=7, ls="none")
+                grid_mean = mean_std(r["critical"]["no_collapse"]["grid_x"] for r in group)
+                if grid_mean[2]:
+                    ax.hlines(grid_mean[0], i - 0.3, i + 0.3, color=color, lw=2.5)
+                paper = ANCHORS[model].get(method)
+                if paper:
+                    ax.plot([i + 0.36] * len(paper), paper, marker="_", color="k", mew=1.5, ms=10, ls="none")
+                    ax.plot(i + 0.36, sum(paper) / len(paper), marker="*", color=PAPER_COLOR, mec="k", ms=14, ls="none")
+            first = group[0]
+            top = math.log10(first["total"] / len(first["levels"][0]["layers"]))
+            ax.axhline(top, color="k", ls="--", lw=1)
+            ax.text(-0.55, top + 0.03, f"one weight per layer: 10^{top:.2f}", ha="left", va="bottom", fontsize=7)
+            ax.set_ylim(top=top + 0.3)
+            ax.set_xticks(range(len(methods)), methods)
+            ax.set_xlim(-0.6, len(methods) - 0.4)
+            ax.set_ylabel("critical compression exponent x  (10^x)")
+            seeds = len({r["seed"] for r in runs if r["model"] == model})
+            ax.set_title(f"{model}, {classes(model, args)} classes, at init, {seeds} seed{'s' * (seeds > 1)}", fontsize=9)
+            ax.grid(True, axis="y", alpha=0.4)
+            ax.legend(handles=legend, loc="center right", fontsize=7, framealpha=0.9)
+        fig.suptitle("Pruning at init, data-free: critical compression (last level before a layer collapses)\n"
+                     "against SynFlow's published values (Tanaka et al. 2020, Fig. 1: VGG-16-BN, CIFAR-100)", fontsize=9)
+        return save_figure(fig, args.out, args.name + "_anchors", not args.quick)
+
+
+def _group(runs: list[dict], model: str, method: str) -> list[dict]:
+    """The runs of one model and method, by seed."""
+    return sorted((r for r in runs if (r["model"], r["method"]) == (model, method)), key=lambda r: r["seed"])
+
+
+PAPER_COLOR = "#F0E442"  # Okabe-Ito yellow: no method uses it
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -480,14 +692,19 @@ def figure(runs: list[dict], out: Path, copy: bool) -> list[Path]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 10 rounds, step 0.5")
-    parser.add_argument("--out", type=Path, default=None, help=f"output directory (default results/{NAME}/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output directory (default results/{NAME}/; "
+                             f"results/{SYNFLOW_NAME}/ for --models {SYNFLOW_MODEL})")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; --quick 1)")
     parser.add_argument("--seed-offset", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=None, help="rounds of the iterated methods (default 100; --quick 10)")
     parser.add_argument("--protocol", choices=["nested", "per-target"], default="nested")
-    parser.add_argument("--x-min", type=float, default=0.5)
+    parser.add_argument("--x-min", type=float, default=None,
+                        help=f"first grid exponent (default 0.5; 0 for {SYNFLOW_MODEL}, as SynFlow's grid)")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help=f"classifier outputs (default 10; 100 for {SYNFLOW_MODEL}, SynFlow's CIFAR-100)")
     parser.add_argument("--x-max", type=float, default=6.0)
     parser.add_argument("--step", type=float, default=None, help="grid step in x (default 0.25; --quick 0.5)")
     parser.add_argument("--levels", type=lambda s: [float(v) for v in s.split(",")], default=None,
@@ -499,8 +716,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.seeds = args.seeds or (1 if args.quick else 3)
     args.rounds = args.rounds or (10 if args.quick else 100)
     args.step = args.step or (0.5 if args.quick else 0.25)
-    args.out = args.out or Path("results") / (NAME + ("_quick" if args.quick else ""))
     args.models = args.models.split(",")
+    args.name = SYNFLOW_NAME if args.models == [SYNFLOW_MODEL] else NAME
+    args.out = args.out or Path("results") / (args.name + ("_quick" if args.quick else ""))
+    if args.num_classes is not None and args.num_classes < 1:
+        parser.error(f"--num-classes must be >= 1, got {args.num_classes}")
     args.methods = args.methods.split(",")
     for method in args.methods:
         METHODS[method]  # unknown names fail here, listing the valid ones
@@ -514,7 +734,8 @@ def main(argv: list[str] | None = None) -> int:
     limit_threads(args.threads)
     timer = Timer()
     runs = []
-    tag = f"r{args.rounds}_s{args.step:g}" + (f"_L{'-'.join(f'{x:g}' for x in args.levels)}" if args.levels else "")
+    tag = (f"r{args.rounds}_s{args.step:g}" + (f"_L{'-'.join(f'{x:g}' for x in args.levels)}" if args.levels else "")
+           + (f"_x{args.x_min:g}" if args.x_min is not None else "") + (f"_c{args.num_classes}" if args.num_classes else ""))
     for seed in range(args.seed_offset, args.seed_offset + args.seeds):
         for model in args.models:
             for method in args.methods:
@@ -522,19 +743,26 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(run_unit(args.out, ("nested", model, method, f"seed{seed}", tag),
                                          lambda: nested_run(model, method, seed, args)))
                 else:
-                    total = total_weights(prunable_parameters(build_model(model)))
-                    xs = args.levels or grid(args.x_min, args.x_max, args.step, total)
+                    total = total_weights(prunable_parameters(build_model(model, classes(model, args))))
+                    xs = args.levels or grid(grid_start(model, args), args.x_max, args.step, total)
                     units = [run_unit(args.out, ("per-target", model, method, f"seed{seed}", f"r{args.rounds}", f"x{x:g}"),
                                       lambda x=x: per_target_run(model, method, seed, x, args)) for x in xs]
                     runs.append(merge_per_target(units))
     levels_md, critical_md = tables(runs, args.out, args)
+    anchors_md = anchor_table(runs, args.out)
     if not args.no_figure:
-        for path in figure(runs, args.out, copy=not args.quick):
+        paths = figure(runs, args.out, args.name, copy=not args.quick)
+        if anchors_md:
+            paths += anchor_figure(runs, args)
+        for path in paths:
             print(f"figure: {path}")
     print("\n## Per level (aggregated over seeds)\n")
     print(levels_md)
     print("## Critical compression exponent\n")
     print(critical_md)
+    if anchors_md:
+        print("## Against SynFlow's published critical compression\n")
+        print(anchors_md)
     print(f"outputs in {args.out}/ ; total wall time {timer}")
     return 0
 

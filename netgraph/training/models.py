@@ -166,6 +166,56 @@ class CifarVGG(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+class SynflowVGG(nn.Module):
+    """VGG-BN as in SynFlow's code (Tanaka et al. 2020, ``lottery_vgg``, after OpenLTH).
+
+    It differs from :class:`CifarVGG` where it matters for pruning at init: the convs
+    keep their bias, the plan has no pooling after the last block (a 2x2 average pool
+    takes the 2x2 map of a 32x32 input to one pixel), and every conv *and* the Linear
+    use He-normal init in fan-in mode with zero biases, so global magnitude sees
+    their per-layer scales, which decide where it collapses first.
+    """
+
+    def __init__(self, cfg: list[int | str], num_classes: int, input_shape: Shape) -> None:
+        super().__init__()
+        channels = _image_shape(input_shape, "vgg16_bn_synflow")[0]
+        layers: list[nn.Module] = []
+        for item in cfg:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(channels, int(item), 3, padding=1), nn.BatchNorm2d(int(item)), nn.ReLU()]
+                channels = int(item)
+        layers.append(nn.AvgPool2d(2))
+        self.features = nn.Sequential(*layers)
+        # The classifier reads exactly `channels` features: one pixel after the pool.
+        pixels = 2 ** (cfg.count("M") + 1)
+        if tuple(input_shape[1:]) != (pixels, pixels):
+            raise NetgraphError(
+                f"vgg16_bn_synflow needs a {pixels}x{pixels} image (its Linear reads one pixel "
+                f"of {channels} channels), got input shape {tuple(input_shape)}"
+            )
+        self.classifier = nn.Linear(channels, num_classes)
+        _kaiming_fan_in_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def _kaiming_fan_in_init(model: nn.Module) -> nn.Module:
+    """SynFlow's init: He-normal (fan-in, ReLU gain) for every conv and Linear weight,
+    zero biases, BatchNorm scale 1 and shift 0."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 conv+BN layers with a 1x1 conv+BN shortcut when the shape changes."""
 
@@ -220,6 +270,8 @@ _PROJECT: dict[str, tuple[_Factory, Shape]] = {
     "smallcnn": (SmallCNN, _MNIST_SHAPE),
     "vgg11_bn_cifar": (functools.partial(CifarVGG, _VGG_CFGS["vgg11"]), _CIFAR_SHAPE),
     "vgg16_bn_cifar": (functools.partial(CifarVGG, _VGG_CFGS["vgg16"]), _CIFAR_SHAPE),
+    # SynFlow's plan is VGG-16's without the last max pool
+    "vgg16_bn_synflow": (functools.partial(SynflowVGG, _VGG_CFGS["vgg16"][:-1]), _CIFAR_SHAPE),
     "resnet20": (functools.partial(CifarResNet, 3), _CIFAR_SHAPE),
     "resnet56": (functools.partial(CifarResNet, 9), _CIFAR_SHAPE),
 }
