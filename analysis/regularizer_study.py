@@ -13,9 +13,8 @@ Protocol (``study``; the engine is analysis/_regprune.py)
     LeNet-300-100 and LeNet-5 on mnist5k (4000 train / 1000 test, packaged). SGD
     (momentum 0.9, lr 0.05 for LeNet-300-100 and 0.02 for LeNet-5, which at 0.05
     diverged or stalled in 3 of its 22 tuning runs; cosine, batch 128, no weight
-    decay), 5 dense epochs,
-    1 fine-tuning epoch (same optimiser and lr, task loss only, masks fixed) after every
-    prune. Pruners: one-shot global magnitude, one-shot layerwise magnitude, the
+    decay), 5 dense epochs, 1 fine-tuning epoch (same optimiser and lr, task loss only,
+    masks fixed) after every prune. Pruners: one-shot global magnitude, one-shot layerwise magnitude, the
     CoNNect score (20 rounds on the exponential schedule, not the default 100: the
     CPU budget), IMP rewinding to the trained weights (one round per
     factor 10^0.5; each level is fine-tuned for the same 1 epoch before it is
@@ -45,14 +44,15 @@ Main-job question (``mainjob``)
     Adam fine-tuning; global magnitude to 10x, 100x, 1000x.
 
 Run
-    python analysis/regularizer_study.py mainjob     # ~5 min
+    python analysis/regularizer_study.py mainjob     # ~10 min wall (1 thread, shared 2-core CPU)
     python analysis/regularizer_study.py tune        # ~10 min
-    python analysis/regularizer_study.py study       # tune, then the test runs, tables, figure
-    python analysis/regularizer_study.py study --quick   # smoke: 1 seed, 1+1 epochs, 2 levels
+    python analysis/regularizer_study.py study       # tune, then the test runs, tables, figure: ~40 min
+    python analysis/regularizer_study.py study --quick   # smoke: 1 seed, 1+1 epochs, 2 levels, ~7 min
+    ResNet-20 (not run here, ~6 h on this CPU): add ``--models resnet20 --seeds 3``
 
 Outputs (``--out``, default ``results/regularizer_study/``): ``runs/``, ``models/``
 (resumable units), ``mainjob.md``, ``tune_<model>.{csv,md}``, ``dense.{csv,md}``,
-``pruned.{csv,md}``, ``paired.{csv,md}``, ``regularizer_study.png`` (copied to figures/
+``summary.{csv,md}``, ``pruned.{csv,md}``, ``paired.{csv,md}``, ``regularizer_study.png`` (copied to figures/
 by a full run).
 """
 
