@@ -1,12 +1,12 @@
-"""Engine of the regularizer experiments (analysis/regularizer_lenet.py, regularizer_cifar.py):
+"""Engine of the regularizer experiments (analysis/regularizer_study.py, regularizer_cifar.py):
 train dense with a regularizer, prune by global magnitude (one-shot) and by iterative
 magnitude pruning (IMP), fine-tune, and tabulate accuracy and connectivity.
 
 Protocol, per model x regularizer x seed
     1. dense: seed, build the model, train ``dense_epochs`` with
        ``task + lambda_r * CoNNect + lambda_1 * L1`` (``netgraph.training.engine.train``);
-    2. one-shot magnitude: for each compression ``10^x``, prune the trained weights
-       W* by global magnitude (``METHODS['magnitude']``), evaluate ("before FT"),
+    2. one-shot: for each compression ``10^x``, prune the trained weights W* with a
+       method of ``METHODS`` (global or layerwise magnitude, the CoNNect score), evaluate ("before FT"),
        fine-tune ``finetune_epochs`` with the task loss only (masks fixed), evaluate
        ("after FT");
     3. IMP with rewinding to the trained weights: levels ``10^0.5, 10^1, ...``; at each
@@ -21,15 +21,22 @@ Protocol, per model x regularizer x seed
 
 Units of work (resumable): dense training (JSON + state dict), each one-shot level,
 each IMP level (JSON + fine-tuned state dict for the next level).
+
+Lambdas are chosen by :func:`tune` on a validation split carved from the training
+data (``Protocol(validation=True)``, :func:`validation_split`), never on the test set.
+An :class:`Arm` is one dense-training recipe (regulariser weights, optionally its own
+optimiser or CoNNect decoupled from it); :func:`run_arm` runs one arm and seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import statistics
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +68,10 @@ from netgraph.training.engine import (
 from netgraph.training.models import build_model
 
 CPU = torch.device("cpu")
+#: the CSV columns of a pruned record (``pruned.csv``)
+PRUNED_COLUMNS = ["model", "reg", "lambda_r", "lambda_1", "seed", "pruning", "x", "target_compression", "dense_accuracy",
+                  "accuracy_before_finetune", "accuracy_after_finetune", "nominal_compression", "effective_compression",
+                  "log_phi", "disconnected", "n_collapsed", "n_cut", "dead", "collapsed_layers", "cut_layers"]
 REG_COLORS = {"none": "#000000", "connect": "#D55E00", "l1": "#009E73"}  # Okabe-Ito: black, vermillion, green
 
 
@@ -89,24 +100,38 @@ class Protocol:
     train_subset: int | None = None
     test_subset: int | None = None
     data_root: str | None = None
+    #: train on 7/8 of the training set and evaluate on the other 1/8 (:func:`validation_split`):
+    #: lambdas are chosen on it, never on the test set
+    validation: bool = False
+    #: CoNNect as its own step outside the optimiser (``TrainConfig.decoupled_reg``)
+    decoupled_reg: bool = False
+    finetune_optimizer: str | None = None  # default: ``optimizer``
+    score_iterations: int | None = None  # rounds of the iterated scores (CoNNect); None: the method's (100)
     num_workers: int = 0  # data loading only: not part of the results' key
 
     def train_config(self, seed: int, lambda_r: float = 0.0, lambda_1: float = 0.0, finetune: bool = False) -> TrainConfig:
         return TrainConfig(
             epochs=self.finetune_epochs if finetune else self.dense_epochs,
-            batch_size=self.batch_size, optimizer=self.optimizer,
+            batch_size=self.batch_size,
+            optimizer=(self.finetune_optimizer or self.optimizer) if finetune else self.optimizer,
             lr=(self.finetune_lr or self.lr) if finetune else self.lr,
             momentum=self.momentum, weight_decay=self.weight_decay, schedule=self.schedule,
             lambda_r=lambda_r, lambda_1=lambda_1,
             lambda_r_warmup_epochs=0 if finetune else self.lambda_r_warmup_epochs,
-            seed=seed, device="cpu", max_steps_per_epoch=self.max_steps_per_epoch,
+            decoupled_reg=self.decoupled_reg, seed=seed, device="cpu", max_steps_per_epoch=self.max_steps_per_epoch,
         )
 
     def tag(self) -> str:
         """Short key of the training budget, so units of different budgets never mix."""
         parts = [f"e{self.dense_epochs}", f"ft{self.finetune_epochs}", self.optimizer, f"lr{self.lr:g}"]
+        if self.finetune_optimizer and self.finetune_optimizer != self.optimizer:
+            parts.append(f"ft{self.finetune_optimizer}")
         if self.finetune_lr:
             parts.append(f"ftlr{self.finetune_lr:g}")
+        if self.decoupled_reg:
+            parts.append("dec")
+        if self.validation:
+            parts.append("val")
         if self.max_steps_per_epoch:
             parts.append(f"steps{self.max_steps_per_epoch}")
         if self.train_subset:
@@ -125,8 +150,20 @@ class Protocol:
 # --- data ----------------------------------------------------------------------------
 
 
+def validation_split(splits: DataSplits, seed: int = 0) -> DataSplits:
+    """``splits`` with its training set cut 7/8 : 1/8 (a fixed permutation drawn with
+    ``seed``; mnist5k: 3500 / 500) and the 1/8 as the "test" set: hyperparameters are
+    chosen on it, so the test set is read only by the final runs."""
+    n = len(splits.train)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    cut = n - n // 8
+    return DataSplits(Subset(splits.train, order[:cut]), Subset(splits.train, order[cut:]), splits.input_shape,
+                      splits.num_classes, splits.name + "-validation")
+
+
 @functools.cache
-def _splits(dataset: str, data_root: str | None, train_subset: int | None, test_subset: int | None) -> DataSplits:
+def _splits(dataset: str, data_root: str | None, train_subset: int | None, test_subset: int | None,
+            validation: bool = False) -> DataSplits:
     if dataset == "fake-cifar":  # stand-in with CIFAR-10's shapes (random images): tests the code path only
         generator = torch.Generator().manual_seed(0)
         def fake(n: int) -> TensorDataset:
@@ -134,6 +171,8 @@ def _splits(dataset: str, data_root: str | None, train_subset: int | None, test_
         splits = DataSplits(fake(train_subset or 256), fake(test_subset or 128), (3, 32, 32), 10, "fake-cifar")
     else:
         splits = load_dataset(dataset, data_root=data_root)
+    if validation:
+        splits = validation_split(splits)
     if train_subset and len(splits.train) > train_subset:
         splits = DataSplits(Subset(splits.train, range(train_subset)), splits.test, splits.input_shape,
                             splits.num_classes, splits.name)
@@ -144,7 +183,7 @@ def _splits(dataset: str, data_root: str | None, train_subset: int | None, test_
 
 
 def splits_of(p: Protocol) -> DataSplits:
-    return _splits(p.dataset, p.data_root, p.train_subset, p.test_subset)
+    return _splits(p.dataset, p.data_root, p.train_subset, p.test_subset, p.validation)
 
 
 def loaders(p: Protocol, seed: int) -> tuple[DataLoader, DataLoader]:
@@ -247,12 +286,14 @@ def _finetune(p: Protocol, model: torch.nn.Module, seed: int) -> float:
 
 def oneshot_unit(out: Path, p: Protocol, model_name: str, reg: str, seed: int, x: float, dense: dict,
                  method: str = "magnitude") -> dict:
-    key = (method, *dense_key(p, model_name, reg, seed)[1:], f"x{x:g}")
+    iterated = METHODS[method].default_iterations > 1 and p.score_iterations
+    key = (method, *dense_key(p, model_name, reg, seed)[1:], f"x{x:g}", *([f"it{p.score_iterations}"] if iterated else []))
 
     def compute() -> dict:
         model = load_model(p, model_name, Path(dense["state_path"]))
         params = prunable_parameters(model)
-        METHODS[method].prune(model, params, compression=10**x)
+        METHODS[method].prune(model, params, compression=10**x, input_shape=splits_of(p).input_shape,
+                              iterations=p.score_iterations)
         _, test_loader = loaders(p, seed)
         before = accuracy(model, test_loader)
         conn = connectivity(model, splits_of(p).input_shape)
@@ -333,9 +374,6 @@ def tables(out: Path, p: Protocol, dense: list[dict], pruned: list[dict]) -> dic
     write_table(out, "dense", dense_csv, md_rows=dense_rows, md_columns=list(dense_rows[0]) if dense_rows else None)
     md["dense"] = _md(dense_rows)
     # pruned: model x reg x pruning x compression
-    cols = ["model", "reg", "lambda_r", "lambda_1", "seed", "pruning", "x", "target_compression", "dense_accuracy",
-            "accuracy_before_finetune", "accuracy_after_finetune", "nominal_compression", "effective_compression",
-            "log_phi", "disconnected", "n_collapsed", "n_cut", "dead", "collapsed_layers", "cut_layers"]
     rows = []
     for model_name in p.models:
         for pruning in p.prunings:
@@ -355,7 +393,7 @@ def tables(out: Path, p: Protocol, dense: list[dict], pruned: list[dict]) -> dic
                         "collapsed layers (mean)": fmt(mean_std(r["n_collapsed"] for r in group)[0], 2),
                         "log phi": _pm_raw(r["log_phi"] for r in group),
                     })
-    write_table(out, "pruned", pruned, cols, md_rows=rows, md_columns=list(rows[0]) if rows else None)
+    write_table(out, "pruned", pruned, PRUNED_COLUMNS, md_rows=rows, md_columns=list(rows[0]) if rows else None)
     md["pruned"] = _md(rows)
     return md
 
@@ -466,22 +504,20 @@ def add_protocol_args(parser: argparse.ArgumentParser, defaults: dict) -> None:
     add("--threads", type=int, default=1)
     add("--workers", type=int, default=0, help="data-loading worker processes")
     add("--tune", action="store_true",
-        help="lambda sweep instead of the experiment: 1 seed, dense training + one-shot pruning without FT")
+        help="choose the lambdas instead of running the experiment (tune(): validation split, 100x global "
+             "magnitude + fine-tuning, first seed)")
     add("--tune-lambda-r", default="0.03,0.1,0.3,1", help="lambda_R values of --tune")
     add("--tune-lambda-1", default="1e-6,3e-6,1e-5,3e-5", help="lambda_1 values of --tune")
 
 
 def protocol_from_args(args: argparse.Namespace, dataset: str, quick: dict, data_root: str | None = None) -> Protocol:
     levels = args.levels or ([1.0, 2.0, 3.0] if args.quick else [1.0, 1.5, 2.0, 2.5, 3.0])
-    # IMP removes the same fraction each round: a 10^0.5 step from just below the first level
-    start = levels[0] - 0.5 if levels[0] > 0.5 else levels[0]
-    imp_levels = sorted({round(start + 0.5 * k, 6) for k in range(int(round((levels[-1] - start) / 0.5)) + 1)} | set(levels))
     regs_all = {"none": (0.0, 0.0), "connect": (args.lambda_r, 0.0), "l1": (0.0, args.lambda_1)}
     regs = {name: regs_all[name] for name in args.regs.split(",")}
     seeds = args.seeds or (quick["seeds"] if args.quick else 3)
     return Protocol(
         dataset=dataset, models=args.models.split(","), seeds=list(range(seeds)), regs=regs, levels=levels,
-        imp_levels=imp_levels, prunings=args.prunings.split(","),
+        imp_levels=imp_levels(levels), prunings=args.prunings.split(","),
         dense_epochs=quick.get("dense_epochs", args.dense_epochs) if args.quick else args.dense_epochs,
         finetune_epochs=quick.get("finetune_epochs", args.finetune_epochs) if args.quick else args.finetune_epochs,
         optimizer=args.optimizer, lr=args.lr, finetune_lr=args.finetune_lr, weight_decay=args.weight_decay,
@@ -493,34 +529,93 @@ def protocol_from_args(args: argparse.Namespace, dataset: str, quick: dict, data
     )
 
 
-# --- lambda tuning ---------------------------------------------------------------------------------
+# --- arms and lambda tuning ---------------------------------------------------------------------------
 
 
-def tune(out: Path, p: Protocol, lambdas_r: list[float], lambdas_1: list[float]) -> str:
-    """1 seed: dense accuracy, R and L1 after training, and one-shot magnitude pruning at each
-    level without fine-tuning, for a few lambda values (dense units are reused by the main run)."""
-    rows = []
-    seed = p.seeds[0]
-    candidates = [("none", 0.0, 0.0)] + [("connect", lr, 0.0) for lr in lambdas_r] + [("l1", 0.0, l1) for l1 in lambdas_1]
-    for model_name in p.models:
-        for reg, lambda_r, lambda_1 in candidates:
-            q = Protocol(**{**asdict(p), "regs": {reg: (lambda_r, lambda_1)}})
-            dense = dense_unit(out, q, model_name, reg, seed)
-            row = {"model": model_name, "reg": reg, "lambda_r": lambda_r, "lambda_1": lambda_1,
-                   "dense acc. %": f"{100 * dense['dense_accuracy']:.1f}", "CoNNect R": f"{dense['connect_R']:.2f}",
-                   "L1 norm": f"{dense['l1_norm']:.0f}"}
-            for x in p.levels:
-                key = ("tune", *dense_key(q, model_name, reg, seed)[1:], f"x{x:g}")
+@dataclass(frozen=True)
+class Arm:
+    """One way of training the dense net: regulariser weights and, where it differs from
+    the protocol's, the optimiser of the dense training (fine-tuning keeps the protocol's)."""
 
-                def compute(dense=dense, x=x, model_name=model_name) -> dict:
-                    model = load_model(q, model_name, Path(dense["state_path"]))
-                    METHODS["magnitude"].prune(model, prunable_parameters(model), compression=10**x)
-                    _, test_loader = loaders(q, seed)
-                    return {"accuracy": accuracy(model, test_loader), **connectivity(model, splits_of(q).input_shape)}
+    name: str
+    lambda_r: float = 0.0
+    lambda_1: float = 0.0
+    optimizer: str | None = None
+    lr: float | None = None
+    decoupled: bool = False
 
-                r = run_unit(out, key, compute, log=False)
-                flag = " C" if r["n_collapsed"] else ""
-                flag += " D" if r["disconnected"] else ""
-                row[f"{10**x:.3g}x acc. % (no FT)"] = f"{100 * r['accuracy']:.1f}{flag}"
-            rows.append(row)
-    return write_table(out, "tune", rows)
+    def protocol(self, base: Protocol) -> Protocol:
+        changes: dict[str, Any] = {"regs": {self.name: (self.lambda_r, self.lambda_1)}, "decoupled_reg": self.decoupled}
+        if self.optimizer and self.optimizer != base.optimizer:
+            changes |= {"optimizer": self.optimizer, "lr": self.lr or base.lr,
+                        "finetune_optimizer": base.finetune_optimizer or base.optimizer,
+                        "finetune_lr": base.finetune_lr or base.lr}
+        return replace(base, **changes)
+
+
+def imp_levels(levels: list[float]) -> list[float]:
+    """IMP's trajectory: one round per factor 10^0.5 from 10^0.5 to the last level, plus the levels."""
+    steps = round(max(levels) / 0.5)
+    return sorted({round(0.5 * k, 6) for k in range(1, steps + 1)} | set(levels))
+
+
+def run_arm(out: Path, base: Protocol, arm: Arm, model: str, seed: int, levels: list[float],
+            prunings: Sequence[str]) -> tuple[dict, list[dict]]:
+    """Dense training of ``arm`` and every pruned level (records carry ``arm``)."""
+    p = replace(arm.protocol(base), levels=levels, imp_levels=imp_levels(levels))
+    dense = dense_unit(out, p, model, arm.name, seed)
+    pruned = []
+    for method in prunings:
+        if method == "imp":
+            pruned += [r for r in imp_units(out, p, model, arm.name, seed, dense) if r["x"] in levels]
+        else:
+            pruned += [oneshot_unit(out, p, model, arm.name, seed, x, dense, method) for x in levels]
+    return dense | {"arm": arm.name}, [r | {"arm": arm.name} for r in pruned]
+
+
+def tune(out: Path, base: Protocol, models: Sequence[str], seeds: Sequence[int], lambdas_1: Sequence[float],
+         lambdas_r: Sequence[float], name: str = "tune") -> tuple[dict[str, dict[str, Arm]], str]:
+    """Choose the lambdas of each model on the validation split (:func:`validation_split`;
+    the test set is not read). Criterion: validation accuracy after global magnitude
+    pruning to 100x and ``base.finetune_epochs`` of fine-tuning, mean over ``seeds``.
+
+    L1 takes the best of ``lambdas_1``, CoNNect the best of ``lambdas_r``, L1 + CoNNect
+    the chosen lambda_1 plus the best of ``lambdas_r``; "matched L1" is the lambda_1
+    whose dense validation accuracy is closest to the chosen L1 + CoNNect's (is the
+    combination better than L1 that costs as much dense accuracy?).
+    Returns ``{model: {arm name: Arm}}`` and the markdown of ``<out>/<name>.md``.
+    """
+    val = replace(base, validation=True)
+    chosen: dict[str, dict[str, Arm]] = {}
+    rows: list[dict] = []
+
+    def score(model: str, arm: Arm) -> dict:
+        runs = [run_arm(out, val, arm, model, seed, [2.0], ["magnitude"]) for seed in seeds]
+        row = {"model": model, "candidate": arm.name, "lambda_r": arm.lambda_r, "lambda_1": arm.lambda_1,
+               "dense": statistics.fmean(d["dense_accuracy"] for d, _ in runs),
+               "pruned": statistics.fmean(r[0]["accuracy_after_finetune"] for _, r in runs)}
+        rows.append(row)
+        return row
+
+    for model in models:
+        score(model, Arm("none"))
+        l1 = [score(model, Arm(f"l1 {lam:g}", lambda_1=lam)) for lam in lambdas_1]
+        connect = [score(model, Arm(f"connect {lam:g}", lambda_r=lam)) for lam in lambdas_r]
+        best_l1 = max(l1, key=lambda r: r["pruned"])["lambda_1"]
+        both = [score(model, Arm(f"l1 {best_l1:g} + connect {lam:g}", lambda_r=lam, lambda_1=best_l1))
+                for lam in lambdas_r]
+        best_both = max(both, key=lambda r: r["pruned"])
+        matched = min(l1, key=lambda r: abs(r["dense"] - best_both["dense"]))
+        chosen[model] = {
+            "none": Arm("none"),
+            "L1": Arm("L1", lambda_1=best_l1),
+            "CoNNect": Arm("CoNNect", lambda_r=max(connect, key=lambda r: r["pruned"])["lambda_r"]),
+            "L1 + CoNNect": Arm("L1 + CoNNect", lambda_r=best_both["lambda_r"], lambda_1=best_l1),
+            "matched L1": Arm("matched L1", lambda_1=matched["lambda_1"]),
+        }
+    table = [{"model": r["model"], "candidate": r["candidate"], "dense val. acc. %": f"{100 * r['dense']:.1f}",
+              "100x + FT val. acc. %": f"{100 * r['pruned']:.1f}",
+              "chosen as": ", ".join(name for name, arm in chosen[r["model"]].items() if name != "none"
+                                     and (arm.lambda_r, arm.lambda_1) == (r["lambda_r"], r["lambda_1"]))}
+             for r in rows]
+    return chosen, write_table(out, name, table)

@@ -33,30 +33,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
 from _common import Timer, limit_threads  # noqa: E402
-from torch.utils.data import Subset  # noqa: E402
+from _regprune import validation_split  # noqa: E402
 
 import netgraph as ng  # noqa: E402
 from netgraph.experiments.store import run_unit  # noqa: E402
 from netgraph.experiments.tables import markdown_table, paired_differences, pm  # noqa: E402
-from netgraph.training.data import DataSplits, load_dataset, make_loaders  # noqa: E402
+from netgraph.training.data import load_dataset, make_loaders  # noqa: E402
 from netgraph.training.engine import seed_everything  # noqa: E402
 
 LAMBDA_R = 0.3
 GRID = (0.3, 3.0, 30.0)
 
 
-def validation_splits() -> DataSplits:
-    """mnist5k's training set cut 3500 / 500; the test set is not touched."""
-    splits = load_dataset("mnist5k")
-    order = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(0)).tolist()
-    return DataSplits(Subset(splits.train, order[:3500]), Subset(splits.train, order[3500:]), splits.input_shape,
-                      splits.num_classes, "mnist5k-validation")
-
-
 def unit(seed: int, lambda_r: float, decoupled: bool, epochs: int, finetune: int, validation: bool = False) -> dict:
-    splits = validation_splits() if validation else load_dataset("mnist5k")
+    splits = load_dataset("mnist5k")
+    splits = validation_split(splits) if validation else splits
     train_loader, test_loader = make_loaders(splits, 128, seed=seed)
     seed_everything(seed)
     model = ng.build_model("lenet300", splits.num_classes, splits.input_shape)

@@ -2,7 +2,7 @@
 """Experiment (c): CoNNect vs no regularizer vs L1 before magnitude pruning, on CIFAR-10.
 
 Claim reproduced
-    The LeNet result of analysis/regularizer_lenet.py at CIFAR scale: networks
+    The LeNet study of analysis/regularizer_study.py at CIFAR scale: networks
     trained with the CoNNect regularizer keep more accuracy and stay connected
     (no layer collapse) when magnitude-pruned (one-shot or IMP) to high
     compression, compared with no regularizer and with L1. Models ``resnet20`` and
@@ -19,8 +19,9 @@ Protocol
 
     lambda_R = 0.3 and lambda_1 = 5e-6 are *untuned* starting points for CIFAR
     (L1 is a sum over all weights, so lambda_1 scales with the model's size): run
-    ``--tune`` first (1 seed, reduced epochs advisable) and pass the chosen
-    ``--lambda-r`` / ``--lambda-1``.
+    ``--tune`` first (first seed, 7/8 : 1/8 validation split of the training set,
+    criterion accuracy after 100x global magnitude + fine-tuning; reduced epochs
+    advisable) and pass the chosen ``--lambda-r`` / ``--lambda-1``.
 
 Run (needs torchvision's CIFAR-10 under DATA; nothing is downloaded)
     python analysis/regularizer_cifar.py --data-root DATA                 # full: GPU-days on CPU, hours on a GPU
@@ -80,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         protocol.train_subset, protocol.test_subset = FAKE_QUICK["train_subset"], FAKE_QUICK["test_subset"]
     timer = Timer()
     if args.tune:
-        md = rp.tune(out, protocol, [float(v) for v in args.tune_lambda_r.split(",")],
-                     [float(v) for v in args.tune_lambda_1.split(",")])
+        chosen, md = rp.tune(out, protocol, protocol.models, protocol.seeds[:1],
+                             [float(v) for v in args.tune_lambda_1.split(",")],
+                             [float(v) for v in args.tune_lambda_r.split(",")])
         print(md)
+        for model, arms in chosen.items():
+            print(f"{model}: --lambda-r {arms['CoNNect'].lambda_r:g} --lambda-1 {arms['L1'].lambda_1:g}")
         print(f"outputs in {out}/ ; wall time {timer}")
         return 0
     dense, pruned = rp.run(out, protocol)
