@@ -18,8 +18,11 @@ alternate, and the table gives medians (the ratio is the median of per-pair rati
 each pass against the step next to it). (b) builds a fresh model (seed 0) for every
 run and rotates which variant goes first, after a short warm-up of each.
 Inputs are random (the costs do not depend on the data). ``--threads`` sets
-``torch.set_num_threads`` for everything measured (both sides alike): on a loaded
-2-core machine two OpenMP threads can be far slower than one.
+``torch.set_num_threads`` for everything measured (both sides alike; the CoNNect loop
+itself runs on one thread whatever it is set to): on a loaded 2-core machine two
+OpenMP threads can be far slower than one. The (b) results come once more side by
+side per thread count, with the ratio in CPU seconds too (less sensitive to other
+processes) and the load average seen while measuring.
 
 Run: ``python analysis/bench_connect.py [--quick] [--threads 1 2] [--json out.json]``.
 """
