@@ -18,8 +18,11 @@ alternate, and the table gives medians (the ratio is the median of per-pair rati
 each pass against the step next to it). (b) builds a fresh model (seed 0) for every
 run and rotates which variant goes first, after a short warm-up of each.
 Inputs are random (the costs do not depend on the data). ``--threads`` sets
-``torch.set_num_threads`` for everything measured (both sides alike): on a loaded
-2-core machine two OpenMP threads can be far slower than one.
+``torch.set_num_threads`` for everything measured (both sides alike; the CoNNect loop
+itself runs on one thread whatever it is set to): on a loaded 2-core machine two
+OpenMP threads can be far slower than one. The (b) results come once more side by
+side per thread count, with the ratio in CPU seconds too (less sensitive to other
+processes) and the load average seen while measuring.
 
 Run: ``python analysis/bench_connect.py [--quick] [--threads 1 2] [--json out.json]``.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -90,31 +94,34 @@ def bench_regularizer(steps: int, batch: int = 128) -> dict:
 VARIANTS = ("connect", "connect-plain-loop", "synflow")
 
 
-def prune_run(variant: str, rounds: int, compression: float) -> tuple[float, list[torch.Tensor]]:
-    """One full iterated pruning of a fresh VGG-16: seconds and final masks."""
+def prune_run(variant: str, rounds: int, compression: float) -> tuple[float, float, list[torch.Tensor]]:
+    """One full iterated pruning of a fresh VGG-16: seconds, CPU seconds of the process
+    (all threads; on a shared machine less sensitive to the others' load) and final masks."""
     torch.manual_seed(0)
     model = build_model("vgg16_bn_cifar")
     params = prunable_parameters(model)
     method = METHODS[variant.removesuffix("-plain-loop")]
     if variant.endswith("-plain-loop"):
         method = dataclasses.replace(method, iterate=None)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     masks = method.prune(model, params, compression=compression, input_shape=INPUT_SHAPE, iterations=rounds)
-    return time.perf_counter() - start, masks
+    return time.perf_counter() - start, time.process_time() - cpu, masks
 
 
 def bench_pruning(reps: int, rounds: int, compression: float) -> dict:
     for name in VARIANTS:  # warm-up: imports, first trace, allocator
         prune_run(name, 2, compression)
     runs: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
     same_masks = True
     for rep in range(reps):
         masks = {}
         for name in VARIANTS[rep % 3 :] + VARIANTS[: rep % 3]:
-            seconds, masks[name] = prune_run(name, rounds, compression)
+            seconds, cpu_seconds, masks[name] = prune_run(name, rounds, compression)
             runs[name].append(seconds)
+            cpu[name].append(cpu_seconds)
         same_masks &= all(torch.equal(a, b) for a, b in zip(masks["connect"], masks["connect-plain-loop"]))
-        print(f"    rep {rep + 1}/{reps}: " + "  ".join(f"{n} {runs[n][-1]:.1f}s" for n in VARIANTS), flush=True)
+        print(f"    rep {rep + 1}/{reps}: " + "  ".join(f"{n} {runs[n][-1]:.1f}s (cpu {cpu[n][-1]:.1f}s)" for n in VARIANTS), flush=True)
     return {
         "rounds": rounds,
         "compression": compression,
@@ -124,6 +131,8 @@ def bench_pruning(reps: int, rounds: int, compression: float) -> dict:
         "ratio_plain_loop": statistics.median(c / s for c, s in zip(runs["connect-plain-loop"], runs["synflow"])),
         "same_masks": same_masks,
         "runs": runs,
+        "cpu": cpu,
+        "cpu_ratio": statistics.median(c / s for c, s in zip(cpu["connect"], cpu["synflow"])),
     }
 
 
@@ -152,6 +161,7 @@ def table(results: list[dict]) -> str:
             f"| {t} | (b) same, CoNNect through the plain loop (re-scores every weight each round) | "
             f"{med['connect-plain-loop']:.1f} s | {med['synflow']:.1f} s | {b['ratio_plain_loop']:.2f}x | |"
         )
+    lines += ["", side_by_side(results)]
     first = results[0]
     lines.append("")
     lines.append(
@@ -159,8 +169,24 @@ def table(results: list[dict]) -> str:
         f"(building the CoNNect graph once: {first['regularizer']['build']:.2f} s, not counted); "
         f"(b) medians of {first['pruning']['reps']} rotating full runs after a warm-up, "
         "a fresh seed-0 model per run; baseline is SynFlow for (b); both CoNNect loops gave "
-        f"{'the same' if all(r['pruning']['same_masks'] for r in results) else 'DIFFERENT'} masks."
+        f"{'the same' if all(r['pruning']['same_masks'] for r in results) else 'DIFFERENT'} masks. "
+        "Load average (1 min) while measuring: "
+        + ", ".join(f"{r['load'][0]:.1f}-{r['load'][1]:.1f} at {r['threads']} thread(s)" for r in results)
+        + f" on {os.cpu_count()} cores."
     )
+    return "\n".join(lines)
+
+
+def side_by_side(results: list[dict]) -> str:
+    """(b) at every thread count next to each other: seconds, and ratios to SynFlow."""
+    head = " | ".join(f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}" for r in results)
+    b = results[0]["pruning"]
+    lines = [f"| (b) {b['rounds']} rounds to {b['compression']:g}x, VGG-16 | {head} |", "| --- |" + " ---: |" * len(results)]
+    for label, key in (("CoNNect loop", "connect"), ("CoNNect, plain loop", "connect-plain-loop"), ("SynFlow", "synflow")):
+        lines.append(f"| {label} (s) | " + " | ".join(f"{r['pruning']['median'][key]:.1f}" for r in results) + " |")
+    lines.append("| CoNNect loop / SynFlow | " + " | ".join(f"**{r['pruning']['ratio']:.2f}x**" for r in results) + " |")
+    lines.append("| same in CPU seconds | " + " | ".join(f"{r['pruning']['cpu_ratio']:.2f}x" for r in results) + " |")
+    lines.append("| plain loop / SynFlow | " + " | ".join(f"{r['pruning']['ratio_plain_loop']:.2f}x" for r in results) + " |")
     return "\n".join(lines)
 
 
@@ -178,12 +204,15 @@ def main() -> None:
     results = []
     for threads in args.threads or [1, 2]:
         torch.set_num_threads(threads)
+        load_before = os.getloadavg()[0]
         print(f"threads={threads}: (a) regularizer vs training step", flush=True)
         regularizer = bench_regularizer(steps)
         print(f"    step {regularizer['step'] * 1e3:.0f} ms, CoNNect {regularizer['connect'] * 1e3:.1f} ms", flush=True)
         print(f"threads={threads}: (b) {args.rounds}-round pruning, connect vs synflow", flush=True)
         pruning = bench_pruning(reps, args.rounds, args.compression)
-        results.append({"threads": threads, "regularizer": regularizer, "pruning": pruning})
+        results.append(
+            {"threads": threads, "regularizer": regularizer, "pruning": pruning, "load": (load_before, os.getloadavg()[0])}
+        )
     print()
     print(table(results))
     if args.json:

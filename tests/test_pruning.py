@@ -29,7 +29,7 @@ from netgraph.pruning import (
     sparsity,
     total_weights,
 )
-from netgraph.pruning.masks import kth_smallest
+from netgraph.pruning.masks import kth_smallest, select_alive
 from netgraph.pruning.schedule import keep_schedule
 
 SHAPE = (3, 8, 8)
@@ -205,6 +205,29 @@ def test_selection_never_revives_a_pruned_weight_even_with_the_best_score():
     assert select_mask(scores_, 2, "global", alive)[0].tolist() == [False, False, True, True]
 
 
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_pruned_entries_marked_below_every_score_change_nothing_in_the_selection(scope):
+    """select_alive with ``alive=``: entries scored -1 among nonnegative scores (an iterated
+    loop's pruned weights, not yet dropped from its arrays) are never kept and leave the
+    rest of the selection, ties included, exactly as without them."""
+    generator = torch.Generator().manual_seed(0)
+    layers = [torch.randint(0, 6, (n,), generator=generator).double() for n in (700_001, 300, 5_000)]  # ties
+    marks = [torch.rand(s.numel(), generator=generator) < 0.2 for s in layers]
+    sizes = [s.numel() + 7 for s in layers]
+    keep = sum(int((~m).sum()) for m in marks) // 3
+    expected = select_alive([s[~m] for s, m in zip(layers, marks)], keep, scope, sizes)
+    marked = [s.masked_fill(m, -1.0) for s, m in zip(layers, marks)]
+    alive = [int((~m).sum()) for m in marks]
+    if scope == "global":  # the layers as one tensor, as the CoNNect loop passes them
+        flags = select_alive([torch.cat(marked)], keep, scope, sizes, alive=alive)[0].split([s.numel() for s in layers])
+    else:
+        flags = select_alive(marked, keep, scope, sizes, alive=alive)
+    assert sum(int(f.sum()) for f in flags) == keep
+    for f, m, e in zip(flags, marks, expected):
+        assert not f[m].any()
+        assert torch.equal(f[~m], e)
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -214,6 +237,7 @@ def test_selection_never_revives_a_pruned_weight_even_with_the_best_score():
         torch.arange(700_001).flip(0).float(),
         (torch.arange(700_001) % 10).float(),  # periodic with the sample's stride
         torch.zeros(700_001),
+        torch.where(torch.rand(700_001) < 0.3, -1.0, torch.rand(700_001)).double(),  # 30% marked pruned
     ],
 )
 def test_kth_smallest_is_exact_at_both_ends_and_in_the_middle(values):

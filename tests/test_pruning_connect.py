@@ -19,14 +19,17 @@ from netgraph.connectivity.propagate import flows
 from netgraph.connectivity.report import analyze
 from netgraph.errors import NetgraphError
 from netgraph.graph.tracer import trace
+from netgraph.parameters import effective_weight, reuse_weights
 from netgraph.pruning import (
     METHODS,
     ConnectImportance,
+    path_mass,
     prunable_parameters,
     structural_prune,
 )
-from netgraph.pruning import path_mass
+from netgraph.pruning.masks import current_masks, select_alive
 from netgraph.pruning.methods import iterate_scores
+from netgraph.pruning.path_mass import _AliveWeights, _graph_and_keys, torch_threads
 from netgraph.pruning.path_mass import connect_score as connect
 from netgraph.pruning.schedule import keep_schedule
 from netgraph.pruning.scores import ScoreContext
@@ -264,3 +267,72 @@ def test_chains_are_pruned_exactly_as_before_balanced_joins(name: str, monkeypat
     unbalanced(monkeypatch)
     _, plain = pruned_at_init(name, 0, 10**3.5, 20)
     assert all(torch.equal(a, b) for a, b in zip(balanced, plain))
+def test_the_loop_keeps_w_its_edge_weights_and_scores_equal_to_a_recomputation() -> None:
+    """The loop's own state, round after round (rounds that only mark pruned entries and
+    rounds that compact them): ``|w|`` zeroed in place equals ``|w_orig * w_mask|``, the
+    edge weights the flows read from it equal the live graph's in every aggregation, and
+    its scores are :func:`connect_score` on the unpruned weights and -1 on the pruned."""
+    model = small_cnn()
+    params = prunable_parameters(model)
+    METHODS["random"].prune(model, params, sparsity=0.3, seed=1)
+    ctx = ScoreContext(device=torch.device("cpu"), input_shape=(3, 8, 8))
+    graph, keys = _graph_and_keys(model, params, ctx)
+    blocks = [graph.layers()[key][0] for key in keys]
+    alive = _AliveWeights(graph, params, blocks)
+    sizes = [getattr(m, n).numel() for m, n in params]
+    lengths = []
+    for keep in keep_schedule(sum(alive.counts), 30, 16):
+        with torch.no_grad(), reuse_weights():
+            scores = alive.scores(flows(alive.graph, normalize=True))
+        expected = [s[m] for s, m in zip(connect(model, params, ctx), current_masks(params))]
+        unpruned = alive.edge != len(alive.share) - 1
+        assert torch.equal(scores[unpruned], torch.cat(expected))
+        assert (scores[~unpruned] == -1).all()
+        alive.keep_only(select_alive([scores], keep, "global", sizes, alive=alive.counts)[0])
+        lengths.append(len(alive.edge))
+        assert alive.counts == [int(m.sum()) for m in current_masks(params)]
+        for weight, reader, block, (module, name) in zip(alive.weights, alive.blocks, blocks, params):
+            assert torch.equal(weight, effective_weight(module, name).detach().abs())
+            for how in ("l1", "l2", "count"):
+                assert torch.equal(reader.source.grouped(how), block.source.grouped(how))
+    assert sum(alive.counts) == 30
+    assert any(n > sum(alive.counts) for n in lengths[:-1])  # some rounds carried marked entries
+    assert len(set(lengths)) > 2  # and some compacted them
+
+
+def test_the_loop_runs_on_one_thread_and_gives_the_callers_setting_back() -> None:
+    model = small_cnn()
+    threads = torch.get_num_threads()
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return select_alive(*args, **kwargs)
+
+    try:
+        torch.set_num_threads(2)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(path_mass, "select_alive", spy)
+            METHODS["connect"].prune(model, prunable_parameters(model), sparsity=0.9, input_shape=(3, 8, 8), iterations=3)
+        assert seen == [1, 1, 1]
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), torch_threads(1):
+            raise RuntimeError
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_fast_loop_gives_the_plain_loops_masks_at_two_threads() -> None:
+    """The loop runs on one thread whatever the caller set: its masks must not depend on it."""
+    threads = torch.get_num_threads()
+    model = build_model("lenet300")
+    alive = round(0.7 * sum(getattr(m, n).numel() for m, n in prunable_parameters(model)))
+    try:
+        torch.set_num_threads(2)
+        (_, plain_masks), (_, fast_masks) = plain_and_fast(
+            model, SHAPES["lenet300"], prunable_parameters, keep_schedule(alive, alive // 100, 6), "global"
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(plain_masks, fast_masks))

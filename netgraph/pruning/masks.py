@@ -153,23 +153,34 @@ def select_mask(
 
 
 def select_alive(
-    alive_scores: Sequence[torch.Tensor], keep: int, scope: Scope, sizes: Sequence[int]
+    alive_scores: Sequence[torch.Tensor],
+    keep: int,
+    scope: Scope,
+    sizes: Sequence[int],
+    alive: Sequence[int] | None = None,
 ) -> list[torch.Tensor]:
     """The selection of :func:`select_mask` on the scores of the unpruned weights only.
 
     ``alive_scores[i]`` holds layer ``i``'s unpruned weights in flat-index order and
     ``sizes[i]`` its full size (which sets its layerwise share); the result flags
     which of them are kept. Work is proportional to the weights still alive, which
-    is what keeps late rounds of an iterated method cheap."""
+    is what keeps late rounds of an iterated method cheap.
+
+    ``alive`` (each layer's count of unpruned weights) lets ``alive_scores`` also hold
+    pruned weights, scored below every unpruned one (say -1 among nonnegative
+    scores): they rank last, so they are never kept and the selection is the one
+    without them. An iterated method can then drop them from its arrays only now
+    and then. In ``global`` scope the layers may come as one tensor (no copy)."""
     check_scope(scope)
-    counts = [s.numel() for s in alive_scores]
+    counts = [s.numel() for s in alive_scores] if alive is None else list(alive)
     if not 0 <= keep <= sum(counts):
         raise NetgraphError(f"cannot keep {keep} weights: {sum(counts)} remain unpruned")
     # a sum is NaN whenever an element is (one cheap pass); only then look closer (inf - inf)
     if any(bool(torch.isnan(s.sum())) and bool(torch.isnan(s).any()) for s in alive_scores):
         raise NetgraphError("pruning scores contain NaN")
     if scope == "global":
-        return list(_top(torch.cat([s.flatten() for s in alive_scores]), keep).split(counts))
+        values = alive_scores[0].flatten() if len(alive_scores) == 1 else torch.cat([s.flatten() for s in alive_scores])
+        return list(_top(values, keep).split([s.numel() for s in alive_scores]))
     return [_top(s, b) for s, b in zip(alive_scores, _layer_budgets(list(sizes), counts, keep))]
 
 
@@ -196,28 +207,45 @@ _SAMPLE = 1 << 16
 
 def kth_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
     """``torch.kthvalue(values, k).values`` of a 1-D tensor, exact, and several times
-    faster on large inputs whose ``k`` is near either end (an iterated method drops a
-    few percent per round): a strided sample brackets the answer, so only the values
-    on its side of the bracket are searched. A bracket the sample got wrong costs
-    one extra pass, never a wrong answer."""
+    faster on large inputs: a strided sample brackets the answer from both sides, so
+    only the values inside the bracket (a few percent) are searched, wherever ``k``
+    lies and however many values sit far below it (an iterated method's pruned
+    entries). A bracket the sample got wrong costs one extra pass, never a wrong
+    answer."""
     n = values.numel()
     if n <= 8 * _SAMPLE:
         return _kthvalue(values, k)
     sample = values[:: n // _SAMPLE]
     m = sample.numel()
     slack = 4 * math.isqrt(m) + 16  # 8 standard deviations of the answer's rank in the sample
-    if k <= n // 2:
-        bound = _kthvalue(sample, min(m, k * m // n + slack))
-        below = values[values <= bound]
-        if below.numel() >= k:  # the k smallest are all <= bound
-            return _kthvalue(below, k)
-    else:
-        j = n - k + 1  # the k-th smallest is the j-th largest
-        bound = _kthvalue(sample, max(1, m - j * m // n - slack))
-        above = values[values >= bound]
-        if above.numel() >= j:  # the j largest are all >= bound
-            return _kthvalue(above, above.numel() - j + 1)
+    rank = k * m // n
+    low = _kthvalue(sample, rank - slack) if rank - slack >= 1 else None
+    high = _kthvalue(sample, rank + slack) if rank + slack <= m else None
+    below, inside = _bracket(values, low, high)
+    if below < k <= below + inside.numel():  # the k-th smallest lies in [low, high]
+        return _kthvalue(inside, k - below)
     return _kthvalue(values, k)
+
+
+def _bracket(values: torch.Tensor, low: torch.Tensor | None, high: torch.Tensor | None) -> tuple[int, torch.Tensor]:
+    """How many ``values`` are below ``low``, and those in ``[low, high]`` (None: unbounded).
+    On CPU through numpy, whose boolean selection is several times faster than torch's."""
+    cpu = values.device.type == "cpu" and values.dtype != torch.bfloat16
+    array = values.detach().numpy() if cpu else values
+    count = np.count_nonzero if cpu else torch.count_nonzero
+    inside = None
+    below = 0
+    if low is not None:
+        inside = array >= low.item()
+        below = values.numel() - int(count(inside))
+    if high is not None:
+        under = array <= high.item()
+        if inside is None:
+            inside = under
+        else:
+            inside &= under
+    selected = array[inside] if inside is not None else array
+    return below, torch.as_tensor(selected) if cpu else selected
 
 
 def _kthvalue(values: torch.Tensor, k: int) -> torch.Tensor:

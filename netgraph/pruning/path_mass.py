@@ -13,9 +13,13 @@ in 3 of them). Iterating needs no per-round pass over pruned weights (:func:`ite
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import prune
@@ -65,11 +69,16 @@ def iterate_connect(
     """The masks of re-scoring with :func:`connect_score` every round, at a fraction of the cost.
 
     A weight's score is ``|w|`` times its edge's share ``F_u B_v / phi``; only the
-    channel-level flows change between rounds. So the loop keeps, per layer, the
-    flat index, ``|w|`` and edge of each unpruned weight, scores and ranks only
-    those, and zeroes just the removed entries of the mask: the work of round
-    ``k`` shrinks with the weights left (the plain loop's stays at the full model).
-    Layers read by several blocks or none take the plain loop."""
+    channel-level flows change between rounds. So the loop keeps the flat index,
+    ``|w|`` and edge of the unpruned weights of all layers in one set of arrays,
+    scores and ranks only those, and zeroes just the removed entries of the mask:
+    the work of round ``k`` shrinks with the weights left (the plain loop's stays at
+    the full model). The flows read ``|w|`` kept up to date in place, not
+    ``w_orig * w_mask`` rebuilt every round. It runs on one torch thread: its passes
+    are memory-bound or small, and each of the ~550 ops per round (VGG-16) large enough
+    for OpenMP to split would, on a busy machine, wait for a descheduled thread (2
+    threads were 4x slower than 1 under load). Layers read by several blocks or none
+    take the plain loop."""
     check_scope(scope)  # before any mask is registered
     graph, keys = _graph_and_keys(model, params, ctx)
     layers = graph.layers()
@@ -79,48 +88,121 @@ def iterate_connect(
     for module, name in params:  # every param gets a mask buffer to zero in place
         if not hasattr(module, f"{name}_mask"):
             prune.identity(module, name)
-    alive = [_AliveWeights(module, name, blocks[0]) for (module, name), blocks in zip(params, found)]
     sizes = [getattr(module, name).numel() for module, name in params]
-    for keep in keeps:
-        with torch.no_grad(), reuse_weights():  # the flows and the block gains read each weight once
-            result = score_flows(graph)
-            scored = [layer.scores(result) for layer in alive]
-        kept = select_alive(scored, keep, scope, sizes)
-        for layer, flags in zip(alive, kept):
-            layer.keep_only(flags)
+    with torch.no_grad(), torch_threads(1):
+        alive = _AliveWeights(graph, params, [blocks[0] for blocks in found])
+        for keep in keeps:
+            with reuse_weights():  # the flows and the block gains read each weight once
+                scores = alive.scores(score_flows(alive.graph))
+            segments = [scores] if scope == "global" else list(scores.split(alive.segments))
+            kept = select_alive(segments, keep, scope, sizes, alive=alive.counts)
+            alive.keep_only(kept[0] if scope == "global" else torch.cat(kept))
     sync_weights(model)
     return current_masks(params)
 
 
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` inside the block, the caller's setting after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+#: Compact the arrays once pruned entries fill this fraction of them: a compaction
+#: copies every entry, a marked entry costs a few passes per round until then
+#: (SynFlow's schedule to 100x in 100 rounds marks ~4.5% per round: one compaction
+#: every ~6 rounds).
+_COMPACT_AT = 0.25
+
+
 class _AliveWeights:
-    """One layer's unpruned weights: flat index, ``|w|`` (float64) and grouped-form edge.
+    """The unpruned weights of every layer, in one set of flat arrays.
 
-    Indices are int32 where they fit: compacting them every round is memory-bound."""
+    Layer after layer, each layer's entries in flat-index order: ``index`` (int32
+    where it fits), ``magnitude`` (``|w|``, float64) and ``edge`` (the grouped-form
+    edge, numbered across layers). A pruned weight is not removed at once: its edge
+    becomes a sentinel of share -1 and its magnitude 1, so it scores -1, below every
+    unpruned weight (scores are >= 0), and the arrays are compacted only when such
+    entries fill :data:`_COMPACT_AT` of them. The flows read ``graph``: the model's
+    graph with each pruned layer read from ``|w|`` kept here, zeroed in place as weights
+    go (``|w|`` aggregates to the same edge weights as ``w`` in every aggregation)."""
 
-    def __init__(self, module: nn.Module, name: str, block: Block) -> None:
-        self.block = block
-        self.mask = getattr(module, f"{name}_mask")
-        index_type = torch.int32 if self.mask.numel() < 2**31 else torch.int64
-        index = self.mask.detach().reshape(-1).nonzero().squeeze(1).cpu()
-        weight = effective_weight(module, name).detach().reshape(-1)
-        self.magnitude = weight[index.to(weight.device)].to("cpu", torch.float64).abs()
-        edges = torch.arange(block.n_out * block.in_per_group).reshape(block.n_out, block.in_per_group)
-        self.edge = block.source.to_parameter(edges).reshape(-1)[index].to(index_type)
-        self.index = index.to(index_type)
+    def __init__(self, graph: ChannelGraph, params: Sequence[Param], blocks: Sequence[Block]) -> None:
+        self.masks = [getattr(module, f"{name}_mask") for module, name in params]
+        self.weights = [effective_weight(module, name).detach().abs().contiguous() for module, name in params]
+        readers = {id(block): _reading(block, weight) for block, weight in zip(blocks, self.weights)}
+        self.graph = dataclasses.replace(graph, blocks=[readers.get(id(b), b) for b in graph.blocks])
+        self.blocks = [readers[id(block)] for block in blocks]
+        n_edges = [block.n_out * block.in_per_group for block in blocks]
+        self.edge_start = np.cumsum([0, *n_edges]).tolist()
+        self.share = torch.empty(self.edge_start[-1] + 1, dtype=torch.float64)
+        self.share[-1] = -1.0  # the sentinel edge of pruned entries
+        index_type = torch.int32 if max(m.numel() for m in self.masks) < 2**31 else torch.int64
+        edge_type = torch.int32 if self.share.numel() < 2**31 else torch.int64
+        parts = []
+        for mask, weight, block, start in zip(self.masks, self.weights, blocks, self.edge_start):
+            index = mask.detach().reshape(-1).nonzero().squeeze(1).cpu()
+            edges = torch.arange(start, start + block.n_out * block.in_per_group)
+            edge = block.source.to_parameter(edges.reshape(block.n_out, block.in_per_group)).reshape(-1)[index]
+            magnitude = weight.reshape(-1)[index.to(weight.device)].to("cpu", torch.float64)
+            parts.append((index.to(index_type), magnitude, edge.to(edge_type)))
+        self.index, self.magnitude, self.edge = (torch.cat(column) for column in zip(*parts))
+        self.counts = [len(index) for index, _, _ in parts]  # unpruned weights per layer
+        self.segments = list(self.counts)  # entries per layer in the arrays, pruned ones included
+        self.buffer = torch.empty(len(self.index), dtype=torch.float64)  # the scores, reused every round
+        self.largest = float(self.magnitude.max()) if len(self.magnitude) else 0.0  # NaN if any is
 
     def scores(self, result: Flows) -> torch.Tensor:
-        """What :func:`connect_score` gives these weights (non-finite to 0, as there)."""
-        if not math.isfinite(result.log_phi):
-            return torch.zeros_like(self.magnitude)
-        share = torch.from_numpy(edge_share(self.block, result)).reshape(-1)
-        return finite_scores(self.magnitude * share.index_select(0, self.edge))
+        """What :func:`connect_score` gives the unpruned weights (non-finite to 0, as
+        there), -1 for the pruned entries; a view of a buffer the next round reuses."""
+        if math.isfinite(result.log_phi):
+            for block, start, end in zip(self.blocks, self.edge_start, self.edge_start[1:]):
+                self.share[start:end] = torch.from_numpy(edge_share(block, result)).reshape(-1)
+        else:
+            self.share[:-1] = 0.0
+        scores = torch.index_select(self.share, 0, self.edge, out=self.buffer[: len(self.edge)]).mul_(self.magnitude)
+        if math.isfinite(float(self.share.max()) * self.largest):  # bounds every product: all finite
+            return scores
+        return finite_scores(scores)
 
-    def keep_only(self, flags: torch.Tensor) -> None:
-        """Prune the unflagged weights: zero their mask entries, forget them here."""
-        removed = self.index[~flags].to(self.mask.device, torch.int64)
-        if self.mask.is_contiguous():
-            self.mask.view(-1).index_fill_(0, removed, 0)
+    def keep_only(self, kept: torch.Tensor) -> None:
+        """Prune the unpruned entries not flagged in ``kept``: zero their mask and ``|w|``
+        entries, mark them pruned here."""
+        sentinel = len(self.share) - 1
+        dropped = ~kept
+        dropped &= self.edge != sentinel
+        position = torch.from_numpy(np.flatnonzero(dropped.numpy()))
+        ends = np.cumsum(self.segments)
+        cuts = np.searchsorted(position.numpy(), ends).tolist()
+        for i, (begin, end) in enumerate(zip([0, *cuts], cuts)):
+            if end > begin:
+                self.counts[i] -= end - begin
+                self._zero(i, self.index[position[begin:end]].to(torch.int64))
+        self.edge.index_fill_(0, position, sentinel)
+        self.magnitude.index_fill_(0, position, 1.0)
+        if sum(self.counts) < (1 - _COMPACT_AT) * len(self.edge):
+            position = torch.from_numpy(np.flatnonzero((self.edge != sentinel).numpy()))
+            self.index, self.magnitude, self.edge = (t.index_select(0, position) for t in (self.index, self.magnitude, self.edge))
+            self.segments = list(self.counts)
+
+    def _zero(self, layer: int, removed: torch.Tensor) -> None:
+        """Zero the mask and ``|w|`` of layer ``layer`` at flat indices ``removed``."""
+        mask = self.masks[layer]
+        removed = removed.to(mask.device)
+        if mask.is_contiguous():
+            mask.view(-1).index_fill_(0, removed, 0)
         else:  # channels_last: indices are row-major positions, which have no flat view
-            self.mask.index_put_(torch.unravel_index(removed, self.mask.shape), self.mask.new_zeros(()))
-        kept = flags.nonzero().squeeze(1)
-        self.index, self.magnitude, self.edge = (t.index_select(0, kept) for t in (self.index, self.magnitude, self.edge))
+            mask.index_put_(torch.unravel_index(removed, mask.shape), mask.new_zeros(()))
+        self.weights[layer].view(-1).index_fill_(0, removed.to(self.weights[layer].device), 0)
+
+
+def _reading(block: Block, magnitude: torch.Tensor) -> Block:
+    """``block`` reading its weights from ``magnitude`` (``|w|``, kept up to date by the
+    caller) instead of rebuilding ``w_orig * w_mask``."""
+    source = copy.copy(block.source)
+    source.parameter = lambda: magnitude  # type: ignore[method-assign]  # where every aggregation reads it
+    return dataclasses.replace(block, source=source)
