@@ -36,6 +36,7 @@ from torch import nn
 from netgraph.connectivity.propagate import flows
 from netgraph.connectivity.report import ConnectivityReport, analyze
 from netgraph.errors import CheckpointError
+from netgraph.graph.repeat import trace_repeated
 from netgraph.graph.tracer import trace
 from netgraph.parameters import TensorLoader, loading_with
 
@@ -116,7 +117,8 @@ def analyze_streaming(
     ----------
     model : nn.Module
         Built on the meta device (``with torch.device("meta"): model = ...``), so it
-        costs no memory; it is traced there.
+        costs no memory; it is traced there (a ``transformers`` decoder through three
+        of its layers, see :func:`netgraph.graph.repeat.trace_repeated`).
     path : str or PathLike
         A ``.safetensors`` state dict of that model.
     example_input, input_shape, leaf_modules
@@ -126,6 +128,9 @@ def analyze_streaming(
     -------
     ConnectivityReport
     """
-    graph = trace(model, example_input=example_input, input_shape=input_shape, leaf_modules=leaf_modules)
+    if leaf_modules:
+        graph = trace(model, example_input=example_input, input_shape=input_shape, leaf_modules=leaf_modules)
+    else:
+        graph = trace_repeated(model, example_input=example_input, input_shape=input_shape)
     with SafetensorsLoader(model, path) as loader, loading_with(loader), torch.no_grad():
         return analyze(graph, flows(graph))
