@@ -18,6 +18,7 @@ present; for flows they count as zero and are reported).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,29 +151,37 @@ def _clean(matrix: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
     return flow, support
 
 
-def _dense_weights(block: Block, how: Aggregation) -> torch.Tensor | None:
-    """The block's grouped weights in float64 when they are its matrix up to a column
+def _dense_weights(block: Block, how: Aggregation, dtype: torch.dtype = torch.float64) -> torch.Tensor | None:
+    """The block's grouped weights in ``dtype`` when they are its matrix up to a column
     permutation, as a dense ``(n_out, n_in)`` array (one group: every Linear/conv of a
     plain CNN) or a diagonal ``(n_out, 1)`` one (a norm layer), with input channels on
     distinct nodes and every weight finite; else None.
 
-    A dense or elementwise product is several times faster than building a CSR."""
+    A dense or elementwise product is several times faster than building a CSR.
+    float32 is taken only for weights it holds exactly (16- and 32-bit floats), so no
+    nonzero weight becomes zero; float64 weights stay float64."""
     diagonal = block.groups == block.n_out and block.in_per_group == 1
     if (block.groups != 1 and not diagonal) or len(block.src) != block.n_in or not block.one_per_channel:
         return None
-    weights = block.source.grouped(how).detach().cpu().to(torch.float64)
+    weights = block.source.grouped(how).detach().cpu()
+    if dtype == torch.float32 and weights.dtype in (torch.bfloat16, torch.float16, torch.float32):
+        single = weights.to(torch.float32)
+        if torch.isfinite(single.sum()):  # else NaN/Inf or a float32 overflow: float64 decides
+            return single
+    weights = weights.to(torch.float64)
     if not torch.isfinite(weights.sum()):  # NaN/Inf (or overflow): the CSR path cleans them
         return None
     return weights
 
 
 def _apply(
-    block: Block, how: Aggregation, flow: np.ndarray, support: np.ndarray, transpose: bool
+    block: Block, how: Aggregation, flow: np.ndarray, support: np.ndarray, transpose: bool,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(A @ flow, S @ support)``, with ``A`` the block's flow matrix and ``S`` its support
     (see :func:`_clean`), or their transposes: from :attr:`Block.src` nodes to the block's
-    group, or back."""
-    dense = _dense_weights(block, how)
+    group, or back (dense products in ``dtype`` where :func:`_dense_weights` allows)."""
+    dense = _dense_weights(block, how, dtype)
     if dense is not None:
         cols = block.pair_col  # column of input channel j; a permutation here
         if block.groups > 1:  # diagonal: exactly the one-term rows of the CSR product
@@ -187,7 +196,7 @@ def _apply(
         else:
             flow, support = flow[cols], support[cols]
         # torch's gemv (it honours torch.set_num_threads); two gemv beat one n=2 gemm
-        flow, support = (torch.mv(dense, torch.from_numpy(v)).numpy() for v in (flow, support))
+        flow, support = (torch.mv(dense, torch.from_numpy(v).to(dense.dtype)).double().numpy() for v in (flow, support))
         if not transpose:
             return flow, support
         out = np.empty((2, len(cols)))
@@ -272,7 +281,14 @@ def _block_reading(block: Block, how: Aggregation, normalize: bool) -> tuple[Agg
     return how, (math.log(gain) if gain > 0 else 0.0)
 
 
-def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False) -> Flows:
+def flows(
+    graph: ChannelGraph,
+    how: Aggregation = "l1",
+    normalize: bool = False,
+    *,
+    dense_dtype: torch.dtype = torch.float64,
+    on_backward: Callable[[Block, np.ndarray, np.ndarray], None] | None = None,
+) -> Flows:
     """Propagate flows and reachability through ``graph`` (DESIGN.md section 2).
 
     ``F = 1`` on inputs, ``F_v = sum_u w_uv F_u``; ``B = 1`` on outputs,
@@ -289,6 +305,16 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False)
     normalize : bool
         Propagate on CoNNect's normalised graph ``A~`` instead of the raw weights
         (the CoNNect score reads it, so parallel branches keep comparable shares).
+    dense_dtype : torch.dtype
+        ``torch.float32`` runs the dense products of 16/32-bit weights in single
+        precision (the streaming analysis: converting to float64 costs more than reading
+        the file). Flows then carry float32 rounding (relative 1e-6 per block, rescaled
+        per block so nothing overflows); reachability stays exact, since a 0/1 vector
+        times nonnegative weights is zero only where every product is.
+    on_backward : callable, optional
+        Called as ``on_backward(block, reached, reaches)`` for every block the backward
+        sweep reads, while its tensors are loaded and once ``reaches`` holds its inputs
+        (the streaming report counts a layer's weights there instead of reading them again).
 
     Returns
     -------
@@ -318,7 +344,7 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False)
         x, scale = forward.gather(block.src)
         with loaded(block.source.module):
             reading, log_gain = _block_reading(block, how, normalize)
-            flow, support = _apply(block, reading, x, reached[block.src].astype(np.float64), transpose=False)
+            flow, support = _apply(block, reading, x, reached[block.src].astype(np.float64), False, dense_dtype)
         forward.assign(block.dst.nodes, group_of[id(block.dst)], flow, scale + log_gain)
         reached[block.dst.nodes] = support > 0
 
@@ -336,9 +362,11 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False)
         with loaded(block.source.module):
             reading, log_gain = _block_reading(block, how, normalize)
             flow, support = _apply(block, reading, backward.values[dst], reaches[dst].astype(np.float64),
-                                   transpose=True)
-        backward.add(block.src, flow, backward.log_scale[group] + log_gain)
-        reaches[block.src] |= support > 0
+                                   True, dense_dtype)
+            backward.add(block.src, flow, backward.log_scale[group] + log_gain)
+            reaches[block.src] |= support > 0
+            if on_backward is not None:
+                on_backward(block, reached, reaches)
 
     log_forward, log_backward = forward.logs(), backward.logs()
     out_logs = log_forward[graph.output_nodes]

@@ -2,10 +2,13 @@
 module's tensors are read from the safetensors file only while its block is being
 propagated (DESIGN.md section 5).
 
-Forward flows read the blocks in topological order, backward flows in reverse, the
-report once more per layer; every tensor is dropped after use, so memory stays near
-the largest tensor (plus the channel-level vectors) and time near three reads of
-the file.
+Forward flows read the blocks in topological order, backward flows in reverse and
+count each layer's nonzero and alive weights on the way (the report reads again only
+a layer no single block reads whole); every tensor is dropped after use, so memory
+stays near the largest tensor (plus the channel-level vectors) and time near two
+reads of the file. Dense products run in float32 (exact for bf16/fp16/fp32 weights;
+reachability, hence every count, is exact; flows and path shares carry float32
+rounding, about 1e-6 relative).
 
 Examples
 --------
@@ -34,7 +37,7 @@ from safetensors import safe_open
 from torch import nn
 
 from netgraph.connectivity.propagate import flows
-from netgraph.connectivity.report import ConnectivityReport, analyze
+from netgraph.connectivity.report import ConnectivityReport, analyze, counting_backward
 from netgraph.errors import CheckpointError
 from netgraph.graph.repeat import trace_repeated
 from netgraph.graph.tracer import trace
@@ -132,5 +135,7 @@ def analyze_streaming(
         graph = trace(model, example_input=example_input, input_shape=input_shape, leaf_modules=leaf_modules)
     else:
         graph = trace_repeated(model, example_input=example_input, input_shape=input_shape)
+    counts, count = counting_backward(graph)
     with SafetensorsLoader(model, path) as loader, loading_with(loader), torch.no_grad():
-        return analyze(graph, flows(graph))
+        result = flows(graph, dense_dtype=torch.float32, on_backward=count)
+        return analyze(graph, result, counts)
