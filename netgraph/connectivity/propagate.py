@@ -155,7 +155,7 @@ def _dense_weights(block: Block, how: Aggregation, dtype: torch.dtype = torch.fl
     """The block's grouped weights in ``dtype`` when they are its matrix up to a column
     permutation, as a dense ``(n_out, n_in)`` array (one group: every Linear/conv of a
     plain CNN) or a diagonal ``(n_out, 1)`` one (a norm layer), with input channels on
-    distinct nodes and every weight finite; else None.
+    distinct nodes; else None.
 
     A dense or elementwise product is several times faster than building a CSR.
     float32 is taken only for weights it holds exactly (16- and 32-bit floats), so no
@@ -164,48 +164,64 @@ def _dense_weights(block: Block, how: Aggregation, dtype: torch.dtype = torch.fl
     if (block.groups != 1 and not diagonal) or len(block.src) != block.n_in or not block.one_per_channel:
         return None
     weights = block.source.grouped(how).detach().cpu()
-    if dtype == torch.float32 and weights.dtype in (torch.bfloat16, torch.float16, torch.float32):
-        single = weights.to(torch.float32)
-        if torch.isfinite(single.sum()):  # else NaN/Inf or a float32 overflow: float64 decides
-            return single
-    weights = weights.to(torch.float64)
-    if not torch.isfinite(weights.sum()):  # NaN/Inf (or overflow): the CSR path cleans them
+    exact = dtype == torch.float32 and weights.dtype in (torch.bfloat16, torch.float16, torch.float32)
+    return weights.to(torch.float32 if exact else torch.float64)
+
+
+def _dense_apply(
+    block: Block, dense: torch.Tensor, flow: np.ndarray, support: np.ndarray, transpose: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_apply` with the dense weights; None when a weight is NaN/Inf or a product
+    overflows (any such weight makes its row's, or column's, result non-finite, even
+    where the vector is 0), so the CSR path cleans them."""
+    cols = block.pair_col  # column of input channel j; a permutation here
+    if block.groups > 1:  # diagonal: exactly the one-term rows of the CSR product
+        gain = dense.numpy()[:, 0]
+        if transpose:
+            flow_out, support_out = np.empty(len(cols)), np.empty(len(cols))
+            flow_out[cols], support_out[cols] = gain * flow, gain * support
+        else:
+            flow_out, support_out = gain * flow[cols], gain * support[cols]
+        if not (np.isfinite(flow_out).all() and np.isfinite(support_out).all()):
+            return None
+        return flow_out, support_out > 0
+    if transpose:
+        dense = dense.T
+    else:
+        flow, support = flow[cols], support[cols]
+    # torch's gemv (it honours torch.set_num_threads); two gemv beat one n=2 gemm
+    flow_out = torch.mv(dense, torch.from_numpy(flow).to(dense.dtype)).double().numpy()
+    if not np.isfinite(flow_out).all():
         return None
-    return weights
+    # Nonnegative weights: where the flow is positive exactly on the support, a positive
+    # output flow proves a supported nonzero edge; only zero outputs need the support product.
+    if (flow_out > 0).all() and np.array_equal(flow > 0, support > 0):
+        support_out = np.ones(len(flow_out), dtype=bool)
+    else:
+        support_out = torch.mv(dense, torch.from_numpy(support).to(dense.dtype)).numpy() > 0
+    if not transpose:
+        return flow_out, support_out
+    out_flow, out_support = np.empty(len(cols)), np.empty(len(cols), dtype=bool)
+    out_flow[cols], out_support[cols] = flow_out, support_out
+    return out_flow, out_support
 
 
 def _apply(
     block: Block, how: Aggregation, flow: np.ndarray, support: np.ndarray, transpose: bool,
     dtype: torch.dtype = torch.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(A @ flow, S @ support)``, with ``A`` the block's flow matrix and ``S`` its support
-    (see :func:`_clean`), or their transposes: from :attr:`Block.src` nodes to the block's
-    group, or back (dense products in ``dtype`` where :func:`_dense_weights` allows)."""
+    """``(A @ flow, S @ support > 0)``, with ``A`` the block's flow matrix and ``S`` its
+    support (see :func:`_clean`), or their transposes: from :attr:`Block.src` nodes to the
+    block's group, or back (dense products in ``dtype`` where :func:`_dense_weights` allows)."""
     dense = _dense_weights(block, how, dtype)
     if dense is not None:
-        cols = block.pair_col  # column of input channel j; a permutation here
-        if block.groups > 1:  # diagonal: exactly the one-term rows of the CSR product
-            gain = dense.numpy()[:, 0]
-            if not transpose:
-                return gain * flow[cols], gain * support[cols]
-            out = np.empty((2, len(cols)))
-            out[0, cols], out[1, cols] = gain * flow, gain * support
-            return out[0], out[1]
-        if transpose:
-            dense = dense.T
-        else:
-            flow, support = flow[cols], support[cols]
-        # torch's gemv (it honours torch.set_num_threads); two gemv beat one n=2 gemm
-        flow, support = (torch.mv(dense, torch.from_numpy(v).to(dense.dtype)).double().numpy() for v in (flow, support))
-        if not transpose:
-            return flow, support
-        out = np.empty((2, len(cols)))
-        out[0, cols], out[1, cols] = flow, support
-        return out[0], out[1]
+        done = _dense_apply(block, dense, flow, support, transpose)
+        if done is not None:
+            return done
     matrix, supp = _clean(block.matrix(how))
     if transpose:
         matrix, supp = matrix.T, supp.T
-    return matrix @ flow, supp @ support
+    return matrix @ flow, supp @ support > 0
 
 
 class _ScaledVector:
@@ -346,7 +362,7 @@ def flows(
             reading, log_gain = _block_reading(block, how, normalize)
             flow, support = _apply(block, reading, x, reached[block.src].astype(np.float64), False, dense_dtype)
         forward.assign(block.dst.nodes, group_of[id(block.dst)], flow, scale + log_gain)
-        reached[block.dst.nodes] = support > 0
+        reached[block.dst.nodes] = support
 
     backward = _ScaledVector(graph)
     backward.values[graph.output_nodes] = 1.0
@@ -364,7 +380,7 @@ def flows(
             flow, support = _apply(block, reading, backward.values[dst], reaches[dst].astype(np.float64),
                                    True, dense_dtype)
             backward.add(block.src, flow, backward.log_scale[group] + log_gain)
-            reaches[block.src] |= support > 0
+            reaches[block.src] |= support
             if on_backward is not None:
                 on_backward(block, reached, reaches)
 
