@@ -16,7 +16,7 @@ from torch import nn
 
 import netgraph as ng
 import netgraph.graph.repeat as repeat
-from netgraph.connectivity.streaming import SafetensorsLoader, analyze_streaming
+from netgraph.connectivity.streaming import SafetensorsLoader, _MappedTensors, analyze_streaming
 from netgraph.errors import CheckpointError
 from netgraph.graph.repeat import trace_repeated
 from netgraph.pruning import make_permanent
@@ -161,6 +161,29 @@ def test_streamed_llama_report_equals_the_in_memory_one(tmp_path: Path, monkeypa
     assert peak[0] == 1
     linears = [m for m in meta.modules() if isinstance(m, nn.Linear)]
     assert [loads[m] for m in linears] == [2] * len(linears)
+
+
+def test_mapped_views_equal_what_safetensors_reads(tmp_path: Path) -> None:
+    """Every dtype, an empty tensor, one torch cannot view (float8: read by safetensors),
+    and values intact after a neighbour's pages were released."""
+    from safetensors import safe_open
+
+    state = {name: (torch.randn(5, 7) * 100).to(dtype) for name, dtype in
+             [("bf16", torch.bfloat16), ("f16", torch.float16), ("f32", torch.float32), ("f64", torch.float64)]}
+    state |= {"i64": torch.arange(-3, 30), "u8": torch.arange(200, dtype=torch.uint8), "flag": torch.rand(9) < 0.5,
+              "empty": torch.empty(0, 4), "f8": torch.randn(6).to(torch.float8_e4m3fn)}
+    save_file(state, tmp_path / "w.safetensors")
+    mapped = _MappedTensors(tmp_path / "w.safetensors")
+    with safe_open(str(tmp_path / "w.safetensors"), framework="pt") as file:
+        for key in state:
+            view = mapped.get(key)
+            if key == "f8":
+                assert view is None
+                continue
+            assert view.dtype == state[key].dtype and torch.equal(view, file.get_tensor(key)), key
+            mapped.release(key)
+            assert torch.equal(view, state[key]), key  # released pages fault back in from the file
+    mapped.close()
 
 
 def test_a_missing_tensor_is_named(tmp_path: Path) -> None:

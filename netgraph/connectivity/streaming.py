@@ -28,7 +28,10 @@ Examples
 
 from __future__ import annotations
 
+import json
+import mmap
 import os
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,14 +49,61 @@ from netgraph.parameters import TensorLoader, loading_with
 __all__ = ["SafetensorsLoader", "analyze_streaming"]
 
 
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+
+
+class _MappedTensors:
+    """A safetensors file's tensors as views of one private memory map (the format:
+    an 8-byte little-endian header size, a JSON header of dtype, shape and byte range
+    per tensor, then the data). Reading copies nothing; :meth:`release` drops a tensor's
+    pages from the process's resident set (the page cache keeps them), so resident
+    memory follows what is loaded, not what has been read."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        with open(path, "rb") as file:
+            size = struct.unpack("<Q", file.read(8))[0]
+            self.entries = json.loads(file.read(size))
+            self.map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
+        self.entries.pop("__metadata__", None)
+        self.base = 8 + size
+
+    def get(self, key: str) -> torch.Tensor | None:
+        """The tensor as a view, or None for a dtype torch cannot view (read it otherwise)."""
+        entry = self.entries[key]
+        dtype = _DTYPES.get(entry["dtype"])
+        if dtype is None:
+            return None
+        begin, end = entry["data_offsets"]
+        if end == begin:
+            return torch.empty(entry["shape"], dtype=dtype)
+        count = (end - begin) // dtype.itemsize
+        return torch.frombuffer(self.map, dtype=dtype, count=count, offset=self.base + begin).reshape(entry["shape"])
+
+    def release(self, key: str) -> None:
+        begin, end = self.entries[key]["data_offsets"]
+        start = (self.base + begin) // mmap.PAGESIZE * mmap.PAGESIZE  # a neighbour's page just faults back in
+        if end > begin:
+            self.map.madvise(mmap.MADV_DONTNEED, start, self.base + end - start)
+
+    def close(self) -> None:
+        try:
+            self.map.close()
+        except BufferError:  # a caller still holds a view: the map closes with it
+            pass
+
+
 class SafetensorsLoader(TensorLoader):
     """Fills a meta-device module's own tensors from a safetensors file, and empties them.
 
-    Tensors are looked up by every name the model gives them (tied weights are
-    often stored once, under the first name)."""
+    Tensors are views of a memory map of the file (no copy), and their pages leave
+    the resident set when unloaded. Tensors are looked up by every name the model
+    gives them (tied weights are often stored once, under the first name)."""
 
     def __init__(self, model: nn.Module, path: str | os.PathLike) -> None:
-        self.file = safe_open(str(path), framework="pt")
+        self.file = safe_open(str(path), framework="pt")  # validates the file; reads what cannot be viewed
+        self.mapped = _MappedTensors(path)
         self.path = path
         stored = set(self.file.keys())
         names: dict[int, list[str]] = {}
@@ -71,6 +121,7 @@ class SafetensorsLoader(TensorLoader):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.mapped.close()
         self.file.__exit__(None, None, None)  # release the file's memory map
 
     def _entries(self, module: nn.Module) -> list[tuple[str, str | None, bool]]:
@@ -85,7 +136,9 @@ class SafetensorsLoader(TensorLoader):
                 if current.is_meta:
                     raise CheckpointError(f"{self.path} has no tensor for {type(module).__name__}.{local}")
                 continue
-            value = self.file.get_tensor(key)
+            value = self.mapped.get(key)
+            if value is None:
+                value = self.file.get_tensor(key)
             if tuple(value.shape) != tuple(current.shape):
                 raise CheckpointError(f"{self.path}: {key} has shape {tuple(value.shape)}, the model "
                                       f"{tuple(current.shape)}")
@@ -99,6 +152,9 @@ class SafetensorsLoader(TensorLoader):
             if key is None:
                 continue
             current = module._parameters[local] if is_param else module._buffers[local]
+            if current.is_meta:  # a load that failed before reaching this tensor
+                continue
+            self.mapped.release(key)
             empty = torch.empty_like(current, device="meta")
             if is_param:
                 module._parameters[local] = nn.Parameter(empty, requires_grad=False)
