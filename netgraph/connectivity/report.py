@@ -185,11 +185,11 @@ def counting_backward(graph: ChannelGraph) -> tuple[dict[str, LayerCounts], Call
     to :func:`analyze`, so a streamed layer's tensor is read twice (forward and backward
     sweeps), not three times.
 
-    The hook counts every layer that one block reads whole. Its alive weights are exact
-    there: reachability from the inputs is final after the forward sweep, and the
-    block's outputs have had all their consumers in the backward one; an input node
-    may still miss later reaches, but a nonzero edge into an alive output just gave it
-    one, and only such edges are counted."""
+    The hook counts every layer that one block reads whole: nonzero, alive and
+    non-finite weights and constant units. They are exact there: reachability from the
+    inputs is final after the forward sweep, and the block's outputs have had all their
+    consumers in the backward one; an input node may still miss later reaches, but a
+    nonzero edge into an alive output just gave it one, and only such edges count."""
     whole = {key: blocks[0] for key, blocks in graph.layers().items()
              if len(blocks) == 1 and blocks[0].source.region() == (slice(None),)}
     counts: dict[str, LayerCounts] = {}

@@ -28,6 +28,8 @@ Examples
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import mmap
 import os
@@ -94,6 +96,18 @@ class _MappedTensors:
             pass
 
 
+_TRIM_EVERY = 256 << 20  # bytes of tensors unloaded between two returns of freed memory
+
+
+def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """glibc's ``malloc_trim``, or None elsewhere."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+
+
 class SafetensorsLoader(TensorLoader):
     """Fills a meta-device module's own tensors from a safetensors file, and empties them.
 
@@ -105,6 +119,10 @@ class SafetensorsLoader(TensorLoader):
         self.file = safe_open(str(path), framework="pt")  # validates the file; reads what cannot be viewed
         self.mapped = _MappedTensors(path)
         self.path = path
+        # glibc keeps freed temporaries (|W|, its float32 copy) for reuse, and fragments: at
+        # 1.1B parameters resident memory grew to 0.6x the file; handing free memory back
+        # every 256 MiB of unloaded tensors keeps it near 0.3x.
+        self.trim, self.unloaded = _malloc_trim(), 0
         stored = set(self.file.keys())
         names: dict[int, list[str]] = {}
         for name, tensor in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
@@ -155,11 +173,15 @@ class SafetensorsLoader(TensorLoader):
             if current.is_meta:  # a load that failed before reaching this tensor
                 continue
             self.mapped.release(key)
+            self.unloaded += current.numel() * current.element_size()
             empty = torch.empty_like(current, device="meta")
             if is_param:
                 module._parameters[local] = nn.Parameter(empty, requires_grad=False)
             else:
                 module._buffers[local] = empty
+        if self.trim is not None and self.unloaded >= _TRIM_EVERY:
+            self.trim(0)
+            self.unloaded = 0
 
 
 def analyze_streaming(
