@@ -22,7 +22,7 @@ since the machine may be shared. The OS page cache is warm for both (each file i
 read once before timing). Linear fits over the sizes split each cost into a fixed
 part and a per-GiB part.
 
-Run: ``python analysis/bench_scale.py --dir /tmp/scale [--sizes 125m 350m 1.1b] [--reps 3] [--threads 1 2]``.
+Run: ``OMP_NUM_THREADS=1 python analysis/bench_scale.py --dir /tmp/scale [--sizes 125m 350m 1.1b] [--reps 3] [--threads 1 2] [--json rows.json]``.
 """
 
 from __future__ import annotations
