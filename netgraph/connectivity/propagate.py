@@ -18,6 +18,7 @@ present; for flows they count as zero and are reported).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,53 +153,77 @@ def _clean(matrix: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
     return flow, support
 
 
-def _dense_weights(block: Block, how: Aggregation) -> torch.Tensor | None:
-    """The block's grouped weights in float64 when they are its matrix up to a column
+def _dense_weights(block: Block, how: Aggregation, dtype: torch.dtype = torch.float64) -> torch.Tensor | None:
+    """The block's grouped weights in ``dtype`` when they are its matrix up to a column
     permutation, as a dense ``(n_out, n_in)`` array (one group: every Linear/conv of a
     plain CNN) or a diagonal ``(n_out, 1)`` one (a norm layer), with input channels on
-    distinct nodes and every weight finite; else None.
+    distinct nodes; else None.
 
-    A dense or elementwise product is several times faster than building a CSR."""
+    A dense or elementwise product is several times faster than building a CSR.
+    float32 is taken only for weights it holds exactly (16- and 32-bit floats), so no
+    nonzero weight becomes zero; float64 weights stay float64."""
     diagonal = block.groups == block.n_out and block.in_per_group == 1
     if (block.groups != 1 and not diagonal) or len(block.src) != block.n_in or not block.one_per_channel:
         return None
-    weights = block.source.grouped(how).detach().cpu().to(torch.float64)
-    if not torch.isfinite(weights.sum()):  # NaN/Inf (or overflow): the CSR path cleans them
+    weights = block.source.grouped(how).detach().cpu()
+    exact = dtype == torch.float32 and weights.dtype in (torch.bfloat16, torch.float16, torch.float32)
+    return weights.to(torch.float32 if exact else torch.float64)
+
+
+def _dense_apply(
+    block: Block, dense: torch.Tensor, flow: np.ndarray, support: np.ndarray, transpose: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_apply` with the dense weights; None when a weight is NaN/Inf or a product
+    overflows (any such weight makes its row's, or column's, result non-finite, even
+    where the vector is 0), so the CSR path cleans them."""
+    cols = block.pair_col  # column of input channel j; a permutation here
+    if block.groups > 1:  # diagonal: exactly the one-term rows of the CSR product
+        gain = dense.numpy()[:, 0]
+        if transpose:
+            flow_out, support_out = np.empty(len(cols)), np.empty(len(cols))
+            flow_out[cols], support_out[cols] = gain * flow, gain * support
+        else:
+            flow_out, support_out = gain * flow[cols], gain * support[cols]
+        if not (np.isfinite(flow_out).all() and np.isfinite(support_out).all()):
+            return None
+        return flow_out, support_out > 0
+    if transpose:
+        dense = dense.T
+    else:
+        flow, support = flow[cols], support[cols]
+    # torch's gemv (it honours torch.set_num_threads); two gemv beat one n=2 gemm
+    flow_out = torch.mv(dense, torch.from_numpy(flow).to(dense.dtype)).double().numpy()
+    if not np.isfinite(flow_out).all():
         return None
-    return weights
+    # Nonnegative weights: where the flow is positive exactly on the support, a positive
+    # output flow proves a supported nonzero edge; only zero outputs need the support product.
+    if (flow_out > 0).all() and np.array_equal(flow > 0, support > 0):
+        support_out = np.ones(len(flow_out), dtype=bool)
+    else:
+        support_out = torch.mv(dense, torch.from_numpy(support).to(dense.dtype)).numpy() > 0
+    if not transpose:
+        return flow_out, support_out
+    out_flow, out_support = np.empty(len(cols)), np.empty(len(cols), dtype=bool)
+    out_flow[cols], out_support[cols] = flow_out, support_out
+    return out_flow, out_support
 
 
 def _apply(
-    block: Block, how: Aggregation, flow: np.ndarray, support: np.ndarray, transpose: bool
+    block: Block, how: Aggregation, flow: np.ndarray, support: np.ndarray, transpose: bool,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(A @ flow, S @ support)``, with ``A`` the block's flow matrix and ``S`` its support
-    (see :func:`_clean`), or their transposes: from :attr:`Block.src` nodes to the block's
-    group, or back."""
-    dense = _dense_weights(block, how)
+    """``(A @ flow, S @ support > 0)``, with ``A`` the block's flow matrix and ``S`` its
+    support (see :func:`_clean`), or their transposes: from :attr:`Block.src` nodes to the
+    block's group, or back (dense products in ``dtype`` where :func:`_dense_weights` allows)."""
+    dense = _dense_weights(block, how, dtype)
     if dense is not None:
-        cols = block.pair_col  # column of input channel j; a permutation here
-        if block.groups > 1:  # diagonal: exactly the one-term rows of the CSR product
-            gain = dense.numpy()[:, 0]
-            if not transpose:
-                return gain * flow[cols], gain * support[cols]
-            out = np.empty((2, len(cols)))
-            out[0, cols], out[1, cols] = gain * flow, gain * support
-            return out[0], out[1]
-        if transpose:
-            dense = dense.T
-        else:
-            flow, support = flow[cols], support[cols]
-        # torch's gemv (it honours torch.set_num_threads); two gemv beat one n=2 gemm
-        flow, support = (torch.mv(dense, torch.from_numpy(v)).numpy() for v in (flow, support))
-        if not transpose:
-            return flow, support
-        out = np.empty((2, len(cols)))
-        out[0, cols], out[1, cols] = flow, support
-        return out[0], out[1]
+        done = _dense_apply(block, dense, flow, support, transpose)
+        if done is not None:
+            return done
     matrix, supp = _clean(block.matrix(how))
     if transpose:
         matrix, supp = matrix.T, supp.T
-    return matrix @ flow, supp @ support
+    return matrix @ flow, supp @ support > 0
 
 
 class _ScaledVector:
@@ -274,7 +299,15 @@ def _block_reading(block: Block, how: Aggregation, normalize: bool) -> tuple[Agg
     return how, (math.log(gain) if gain > 0 else 0.0)
 
 
-def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False, balance_joins: bool = False) -> Flows:
+def flows(
+    graph: ChannelGraph,
+    how: Aggregation = "l1",
+    normalize: bool = False,
+    balance_joins: bool = False,
+    *,
+    dense_dtype: torch.dtype = torch.float64,
+    on_backward: Callable[[Block, np.ndarray, np.ndarray], None] | None = None,
+) -> Flows:
     """Propagate flows and reachability through ``graph`` (DESIGN.md section 2).
 
     ``F = 1`` on inputs, ``F_v = sum_u w_uv F_u``; ``B = 1`` on outputs,
@@ -298,6 +331,16 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False,
         analogue of ``A~``'s per-block normalisation, which the CoNNect score reads so a
         one-layer shortcut keeps the share of the multi-layer branch beside it. A graph
         without such joins (a chain) propagates exactly as without it.
+    dense_dtype : torch.dtype
+        ``torch.float32`` runs the dense products of 16/32-bit weights in single
+        precision (the streaming analysis: converting to float64 costs more than reading
+        the file). Flows then carry float32 rounding (relative 1e-6 per block, rescaled
+        per block so nothing overflows); reachability stays exact, since a 0/1 vector
+        times nonnegative weights is zero only where every product is.
+    on_backward : callable, optional
+        Called as ``on_backward(block, reached, reaches)`` for every block the backward
+        sweep reads, while its tensors are loaded and once ``reaches`` holds its inputs
+        (the streaming report counts a layer's weights there instead of reading them again).
 
     Returns
     -------
@@ -333,9 +376,9 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False,
             x, scale = _balanced_input(block, forward, factors)
         with loaded(block.source.module):
             reading, log_gain = _block_reading(block, how, normalize)
-            flow, support = _apply(block, reading, x, reached[block.src].astype(np.float64), transpose=False)
+            flow, support = _apply(block, reading, x, reached[block.src].astype(np.float64), False, dense_dtype)
         forward.assign(block.dst.nodes, group_of[id(block.dst)], flow, scale + log_gain)
-        reached[block.dst.nodes] = support > 0
+        reached[block.dst.nodes] = support
 
     backward = _ScaledVector(graph)
     backward.values[graph.output_nodes] = 1.0
@@ -351,15 +394,17 @@ def flows(graph: ChannelGraph, how: Aggregation = "l1", normalize: bool = False,
         with loaded(block.source.module):
             reading, log_gain = _block_reading(block, how, normalize)
             flow, support = _apply(block, reading, backward.values[dst], reaches[dst].astype(np.float64),
-                                   transpose=True)
-        factors = join_factors.get(id(block))
-        if factors is None:
-            backward.add(block.src, flow, backward.log_scale[group] + log_gain)
-        else:  # B_u = c_u sum_v w_uv B_v: one add per incoming group (one factor each)
-            for value in np.unique(factors):
-                part = factors == value
-                backward.add(block.src[part], flow[part], backward.log_scale[group] + log_gain + value)
-        reaches[block.src] |= support > 0
+                                   True, dense_dtype)
+            factors = join_factors.get(id(block))
+            if factors is None:
+                backward.add(block.src, flow, backward.log_scale[group] + log_gain)
+            else:  # B_u = c_u sum_v w_uv B_v: one add per incoming group (one factor each)
+                for value in np.unique(factors):
+                    part = factors == value
+                    backward.add(block.src[part], flow[part], backward.log_scale[group] + log_gain + value)
+            reaches[block.src] |= support
+            if on_backward is not None:
+                on_backward(block, reached, reaches)
 
     log_forward, log_backward = forward.logs(), backward.logs()
     out_logs = log_forward[graph.output_nodes]
