@@ -55,9 +55,9 @@ Protocols (``--protocol``)
     never revived).
 
 Run
-    /work/venv/bin/python analysis/critical_compression_init.py            # full run
-    /work/venv/bin/python analysis/critical_compression_init.py --quick    # smoke run, ~1-2 min
-    /work/venv/bin/python analysis/critical_compression_init.py --models vgg16_bn_synflow   # SynFlow's setting
+    python analysis/critical_compression_init.py            # full run
+    python analysis/critical_compression_init.py --quick    # smoke run, ~1-2 min
+    python analysis/critical_compression_init.py --models vgg16_bn_synflow   # SynFlow's setting
     ... --protocol per-target --models resnet20 --methods synflow,connect --levels 4.5,4.75,5 --seeds 1
 
 Runtime (2 shared CPU cores, 1 torch thread; measured)

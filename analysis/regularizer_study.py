@@ -35,7 +35,7 @@ Protocol (``study``; the engine is analysis/_regprune.py)
     differences ± standard error against none, L1 and matched L1.
 
 Main-job question (``mainjob``)
-    Which regularised arm should ``netgraph compare``'s ``magnitude+connect`` use, in its
+    Which regularised arm should ``netgraph compare``'s CoNNect arm (now ``magnitude+l1+connect``) use, in its
     own budget (LeNet-300-100, mnist5k, Adam lr 1e-2 cosine, 3 dense epochs, 1
     fine-tuning epoch)? On the validation split, seeds 0-2 (0-4 for the contenders):
     CoNNect coupled into Adam (today, lambda_R 1), decoupled (lambda_R 10 ... 1000), L1
