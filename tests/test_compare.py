@@ -234,7 +234,7 @@ def test_force_replaces_a_different_sweep(sweep_copy, monkeypatch):
         (["--protocols", "init", "--methods", "imp"], "imp runs only in the post protocol"),
         (["--protocols", "later"], "unknown protocol"),
         (["--seeds", "a"], "--seeds must be"),
-        (["--jobs", "0"], "jobs must be >= 1, got 0"),
+        (["--jobs", "0"], "--jobs must be >= 1, got 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(extra, message, tmp_path, capsys):

@@ -37,6 +37,8 @@ FLAGS = {
     "resume=True": "--resume",
     "protocols=": "--protocols",
     "head_ratio": "--pruning-ratio",
+    "jobs=1": "--jobs 1",
+    "jobs": "--jobs",
 }
 _PARAMETER = re.compile(
     r"(?<![\w\"-])(?:" + "|".join(re.escape(k) for k in sorted(FLAGS, key=len, reverse=True)) + r")(?![\w\[=])"
