@@ -1,3 +1,4 @@
 from netgraph.cli import entrypoint
 
-entrypoint()
+if __name__ == "__main__":  # spawned worker processes import this module too
+    entrypoint()
