@@ -139,9 +139,14 @@ def _alive_mask(blocks: list[Block], result: Flows) -> torch.Tensor:
 def _alive_count(blocks: list[Block], weight: torch.Tensor, nonzero: int, result: Flows) -> int:
     """``_alive_mask(blocks, result).sum()`` without the full-size mask when one block
     reads the whole tensor (see :func:`_whole_alive_count`)."""
-    if len(blocks) == 1 and blocks[0].source.region() == (slice(None),):
+    if _read_whole(blocks):
         return _whole_alive_count(blocks[0], weight, nonzero, result.alive)
     return int(torch.count_nonzero(_alive_mask(blocks, result)))
+
+
+def _read_whole(blocks: list[Block]) -> bool:
+    """True when one block reads the layer's whole tensor (no slices shared with others)."""
+    return len(blocks) == 1 and blocks[0].source.region() == (slice(None),)
 
 
 def _whole_alive_count(block: Block, weight: torch.Tensor, nonzero: int, alive: np.ndarray) -> int:
@@ -190,8 +195,7 @@ def counting_backward(graph: ChannelGraph) -> tuple[dict[str, LayerCounts], Call
     inputs is final after the forward sweep, and the block's outputs have had all their
     consumers in the backward one; an input node may still miss later reaches, but a
     nonzero edge into an alive output just gave it one, and only such edges count."""
-    whole = {key: blocks[0] for key, blocks in graph.layers().items()
-             if len(blocks) == 1 and blocks[0].source.region() == (slice(None),)}
+    whole = {key: blocks[0] for key, blocks in graph.layers().items() if _read_whole(blocks)}
     counts: dict[str, LayerCounts] = {}
 
     def hook(block: Block, reached: np.ndarray, reaches: np.ndarray) -> None:
