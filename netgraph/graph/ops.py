@@ -19,7 +19,9 @@ Register new ones with :func:`register_module`, :func:`register_function` or
 
 from __future__ import annotations
 
+import functools
 import operator
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +141,21 @@ def _find_handler(call: OpCall) -> Handler | None:
         return None
     if call.node.op == "call_method":
         return METHOD_HANDLERS.get(str(call.node.target))
+    if call.node.target not in FUNCTION_HANDLERS and sys.modules.get("torchvision") is not None:
+        _register_torchvision_functions()  # a model calling them has imported torchvision
     return FUNCTION_HANDLERS.get(call.node.target)
+
+
+@functools.cache
+def _register_torchvision_functions() -> None:
+    """File torchvision's functional ops on first need, not at import: importing
+    torchvision loads ``torch._dynamo`` (~3 s), which every command and every
+    ``compare`` worker would pay for models that never call them."""
+    from torchvision.models.swin_transformer import _patch_merging_pad
+    from torchvision.ops import stochastic_depth
+
+    register_function(stochastic_depth)(alias)
+    register_function(_patch_merging_pad)(padded_movement)
 
 
 def _registrar(table: dict[Any, Handler], keys: tuple[Any, ...]) -> Callable[[Handler], Handler]:
@@ -496,14 +512,6 @@ _ALIAS_FUNCTIONS = [
     torch.sign, torch.erf, torch.sin, torch.cos, torch.dropout, operator.neg, operator.pos,
 ]
 register_function(*_ALIAS_FUNCTIONS)(alias)
-try:
-    from torchvision.models.swin_transformer import _patch_merging_pad
-    from torchvision.ops import stochastic_depth
-
-    register_function(stochastic_depth)(alias)
-    register_function(_patch_merging_pad)(padded_movement)
-except ImportError:  # torchvision is optional for the graph itself
-    pass
 register_method(
     "contiguous", "clone", "detach", "to", "float", "double", "half", "bfloat16", "type", "type_as",
     "cpu", "cuda", "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "softmax", "log_softmax",
