@@ -381,3 +381,25 @@ def test_flows_of_a_tiny_net_by_hand() -> None:
     assert math.exp(result.log_phi) == pytest.approx(6.0)
     assert result.edge_path_mass(graph.blocks[0]) == pytest.approx(np.array([[1, 2], [0, 3]]) / 6.0)
     assert result.centrality()[graph.input_nodes] == pytest.approx([1 / 6, 5 / 6])
+
+
+@pytest.mark.parametrize("dense_dtype", [torch.float32, torch.float64])
+def test_dense_products_in_row_blocks_give_the_whole_matrix_products(monkeypatch, dense_dtype) -> None:
+    """Matrices above the conversion bound are multiplied a block of rows at a time (the
+    transposed product summing the blocks): flows within float rounding of one product,
+    reachability exactly equal, on a pruned LeNet-300 whose zeros exercise the support path."""
+    import netgraph as ng
+    import netgraph.connectivity.propagate as propagate
+
+    model = ng.build_model("lenet300")
+    ng.prune(model, "magnitude", compression=300, input_shape=(1, 28, 28))
+    graph = trace(model, input_shape=(1, 28, 28))
+    whole = flows(graph, dense_dtype=dense_dtype)
+    monkeypatch.setattr(propagate, "_ROWS_AT_ONCE", 1000)  # 1 row of 784 inputs, 3 rows of 300 per block
+    blocks = flows(graph, dense_dtype=dense_dtype)
+    assert np.array_equal(blocks.reached, whole.reached) and np.array_equal(blocks.reaches_output, whole.reaches_output)
+    assert math.isclose(blocks.log_phi, whole.log_phi, rel_tol=1e-6)
+    for ours, reference in ((blocks.log_forward, whole.log_forward), (blocks.log_backward, whole.log_backward)):
+        finite = np.isfinite(reference)
+        assert np.array_equal(np.isfinite(ours), finite)
+        np.testing.assert_allclose(ours[finite], reference[finite], rtol=1e-5, atol=1e-6)

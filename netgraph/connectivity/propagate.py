@@ -153,6 +153,9 @@ def _clean(matrix: sp.csr_array) -> tuple[sp.csr_array, sp.csr_array]:
     return flow, support
 
 
+_ROWS_AT_ONCE = 1 << 22  # elements of a weight matrix converted at once (16 MiB in float32)
+
+
 class _Workspace:
     """The buffer each dtype's converted dense weights reuse through one :func:`flows`.
 
@@ -173,12 +176,31 @@ class _Workspace:
             buffer = self._buffers[dtype] = torch.empty(weights.numel(), dtype=dtype)
         return buffer[: weights.numel()].view(weights.shape).copy_(weights)
 
+    def matvec(self, weights: torch.Tensor, vector: np.ndarray, transpose: bool, dtype: torch.dtype) -> torch.Tensor:
+        """``weights @ vector`` (``weights.T @ vector`` with ``transpose``) in ``dtype``,
+        converting at most :data:`_ROWS_AT_ONCE` elements of ``weights`` at a time, so
+        a vocabulary-sized matrix never exists in float32 whole (its copy was a third of
+        the streaming analysis's peak memory). A matrix within the bound is one product."""
+        x = torch.from_numpy(vector).to(dtype)
+        rows = max(1, _ROWS_AT_ONCE // max(weights.shape[1], 1))
+        if weights.shape[0] <= rows:
+            dense = self.converted(weights, dtype)
+            return torch.mv(dense.T if transpose else dense, x)  # torch's gemv honours set_num_threads
+        out = torch.zeros(weights.shape[1] if transpose else weights.shape[0], dtype=dtype)
+        for start in range(0, weights.shape[0], rows):
+            part = self.converted(weights[start : start + rows], dtype)
+            if transpose:
+                out += torch.mv(part.T, x[start : start + rows])
+            else:
+                out[start : start + rows] = torch.mv(part, x)
+        return out
 
-def _dense_weights(block: Block, how: Aggregation, dtype: torch.dtype, workspace: _Workspace) -> torch.Tensor | None:
-    """The block's grouped weights in ``dtype`` when they are its matrix up to a column
-    permutation, as a dense ``(n_out, n_in)`` array (one group: every Linear/conv of a
-    plain CNN) or a diagonal ``(n_out, 1)`` one (a norm layer), with input channels on
-    distinct nodes; else None.
+
+def _dense_weights(block: Block, how: Aggregation, dtype: torch.dtype) -> tuple[torch.Tensor, torch.dtype] | None:
+    """The block's grouped weights and the dtype to multiply them in, when they are its
+    matrix up to a column permutation, as a dense ``(n_out, n_in)`` array (one group:
+    every Linear/conv of a plain CNN) or a diagonal ``(n_out, 1)`` one (a norm layer),
+    with input channels on distinct nodes; else None.
 
     A dense or elementwise product is several times faster than building a CSR.
     float32 is taken only for weights it holds exactly (16- and 32-bit floats), so no
@@ -188,18 +210,19 @@ def _dense_weights(block: Block, how: Aggregation, dtype: torch.dtype, workspace
         return None
     weights = block.source.grouped(how).detach().cpu()
     exact = dtype == torch.float32 and weights.dtype in (torch.bfloat16, torch.float16, torch.float32)
-    return workspace.converted(weights, torch.float32 if exact else torch.float64)
+    return weights, torch.float32 if exact else torch.float64
 
 
 def _dense_apply(
-    block: Block, dense: torch.Tensor, flow: np.ndarray, support: np.ndarray, transpose: bool
+    block: Block, weights: torch.Tensor, dtype: torch.dtype, flow: np.ndarray, support: np.ndarray,
+    transpose: bool, workspace: _Workspace,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`_apply` with the dense weights; None when a weight is NaN/Inf or a product
     overflows (any such weight makes its row's, or column's, result non-finite, even
     where the vector is 0), so the CSR path cleans them."""
     cols = block.pair_col  # column of input channel j; a permutation here
     if block.groups > 1:  # diagonal: exactly the one-term rows of the CSR product
-        gain = dense.numpy()[:, 0]
+        gain = workspace.converted(weights, dtype).numpy()[:, 0]
         if transpose:
             flow_out, support_out = np.empty(len(cols)), np.empty(len(cols))
             flow_out[cols], support_out[cols] = gain * flow, gain * support
@@ -208,12 +231,10 @@ def _dense_apply(
         if not (np.isfinite(flow_out).all() and np.isfinite(support_out).all()):
             return None
         return flow_out, support_out > 0
-    if transpose:
-        dense = dense.T
-    else:
+    if not transpose:
         flow, support = flow[cols], support[cols]
-    # torch's gemv (it honours torch.set_num_threads); two gemv beat one n=2 gemm
-    flow_out = torch.mv(dense, torch.from_numpy(flow).to(dense.dtype)).double().numpy()
+    # two gemv beat one n=2 gemm
+    flow_out = workspace.matvec(weights, flow, transpose, dtype).double().numpy()
     if not np.isfinite(flow_out).all():
         return None
     # Nonnegative weights: where the flow is positive exactly on the support, a positive
@@ -221,7 +242,7 @@ def _dense_apply(
     if (flow_out > 0).all() and np.array_equal(flow > 0, support > 0):
         support_out = np.ones(len(flow_out), dtype=bool)
     else:
-        support_out = torch.mv(dense, torch.from_numpy(support).to(dense.dtype)).numpy() > 0
+        support_out = workspace.matvec(weights, support, transpose, dtype).numpy() > 0
     if not transpose:
         return flow_out, support_out
     out_flow, out_support = np.empty(len(cols)), np.empty(len(cols), dtype=bool)
@@ -236,9 +257,9 @@ def _apply(
     """``(A @ flow, S @ support > 0)``, with ``A`` the block's flow matrix and ``S`` its
     support (see :func:`_clean`), or their transposes: from :attr:`Block.src` nodes to the
     block's group, or back (dense products in ``dtype`` where :func:`_dense_weights` allows)."""
-    dense = _dense_weights(block, how, dtype, workspace)
+    dense = _dense_weights(block, how, dtype)
     if dense is not None:
-        done = _dense_apply(block, dense, flow, support, transpose)
+        done = _dense_apply(block, *dense, flow, support, transpose, workspace)
         if done is not None:
             return done
     matrix, supp = _clean(block.matrix(how))
