@@ -123,13 +123,15 @@ class _AliveWeights:
     """The unpruned weights of every layer, in one set of flat arrays.
 
     Layer after layer, each layer's entries in flat-index order: ``index`` (int32
-    where it fits), ``magnitude`` (``|w|``, float64) and ``edge`` (the grouped-form
-    edge, numbered across layers). A pruned weight is not removed at once: its edge
-    becomes a sentinel of share -1 and its magnitude 1, so it scores -1, below every
-    unpruned weight (scores are >= 0), and the arrays are compacted only when such
-    entries fill :data:`_COMPACT_AT` of them. The flows read ``graph``: the model's
-    graph with each pruned layer read from ``|w|`` kept here, zeroed in place as weights
-    go (``|w|`` aggregates to the same edge weights as ``w`` in every aggregation)."""
+    where it fits), ``magnitude`` (``|w|``, float64) and ``edge`` (the position of the
+    entry's grouped-form edge in ``share``, which holds the edges that had an unpruned
+    weight at the last compaction: late rounds score a fraction of the edges). A pruned
+    weight is not removed at once: its edge becomes a sentinel of share -1 and its
+    magnitude 1, so it scores -1, below every unpruned weight (scores are >= 0), and the
+    arrays are compacted only when such entries fill :data:`_COMPACT_AT` of them. The
+    flows read ``graph``: the model's graph with each pruned layer read from ``|w|`` kept
+    here, zeroed in place as weights go (``|w|`` aggregates to the same edge weights as
+    ``w`` in every aggregation)."""
 
     def __init__(self, graph: ChannelGraph, params: Sequence[Param], blocks: Sequence[Block]) -> None:
         self.masks = [getattr(module, f"{name}_mask") for module, name in params]
@@ -138,11 +140,10 @@ class _AliveWeights:
         self.graph = dataclasses.replace(graph, blocks=[readers.get(id(b), b) for b in graph.blocks])
         self.blocks = [readers[id(block)] for block in blocks]
         n_edges = [block.n_out * block.in_per_group for block in blocks]
-        self.edge_start = np.cumsum([0, *n_edges]).tolist()
-        self.share = torch.empty(self.edge_start[-1] + 1, dtype=torch.float64)
-        self.share[-1] = -1.0  # the sentinel edge of pruned entries
+        self.edge_start = np.cumsum([0, *n_edges])  # of each layer in the numbering of all edges
+        self.all_shares = torch.empty(self.edge_start[-1] + 1, dtype=torch.float64)  # share is a view
         index_type = torch.int32 if max(m.numel() for m in self.masks) < 2**31 else torch.int64
-        edge_type = torch.int32 if self.share.numel() < 2**31 else torch.int64
+        edge_type = torch.int32 if len(self.all_shares) < 2**31 else torch.int64
         parts = []
         for mask, weight, block, start in zip(self.masks, self.weights, blocks, self.edge_start):
             index = mask.detach().reshape(-1).nonzero().squeeze(1).cpu()
@@ -155,13 +156,35 @@ class _AliveWeights:
         self.segments = list(self.counts)  # entries per layer in the arrays, pruned ones included
         self.buffer = torch.empty(len(self.index), dtype=torch.float64)  # the scores, reused every round
         self.largest = float(self.magnitude.max()) if len(self.magnitude) else 0.0  # NaN if any is
+        self.live = np.arange(self.edge_start[-1])  # edge numbers (of all edges) of ``share``
+        self._renumber()
+
+    def _renumber(self) -> None:
+        """Keep in ``share`` only the edges of unpruned entries (the arrays hold no pruned
+        ones here), ``edge`` pointing at them; ``local`` and ``bounds``: each layer's
+        grouped-form indices of them and its part of ``share``."""
+        edge = self.edge.numpy()
+        used = np.zeros(len(self.live) + 1, dtype=bool)
+        used[edge] = True
+        position = np.cumsum(used, dtype=edge.dtype)
+        position -= 1
+        self.edge = torch.from_numpy(position.take(edge))
+        self.live = self.live[used[:-1]]
+        self.share = self.all_shares[: len(self.live) + 1]
+        self.share[-1] = -1.0  # the sentinel edge of pruned entries
+        self.bounds = np.searchsorted(self.live, self.edge_start).tolist()
+        self.local = [
+            np.divmod(self.live[lo:hi] - start, block.in_per_group)
+            for block, lo, hi, start in zip(self.blocks, self.bounds, self.bounds[1:], self.edge_start)
+        ]
 
     def scores(self, result: Flows) -> torch.Tensor:
         """What :func:`connect_score` gives the unpruned weights (non-finite to 0, as
         there), -1 for the pruned entries; a view of a buffer the next round reuses."""
         if math.isfinite(result.log_phi):
-            for block, start, end in zip(self.blocks, self.edge_start, self.edge_start[1:]):
-                self.share[start:end] = torch.from_numpy(edge_share(block, result)).reshape(-1)
+            for block, local, start, end in zip(self.blocks, self.local, self.bounds, self.bounds[1:]):
+                if end > start:
+                    self.share[start:end] = torch.from_numpy(edge_share(block, result, local))
         else:
             self.share[:-1] = 0.0
         scores = torch.index_select(self.share, 0, self.edge, out=self.buffer[: len(self.edge)]).mul_(self.magnitude)
@@ -188,6 +211,7 @@ class _AliveWeights:
             position = torch.from_numpy(np.flatnonzero((self.edge != sentinel).numpy()))
             self.index, self.magnitude, self.edge = (t.index_select(0, position) for t in (self.index, self.magnitude, self.edge))
             self.segments = list(self.counts)
+            self._renumber()
 
     def _zero(self, layer: int, removed: torch.Tensor) -> None:
         """Zero the mask and ``|w|`` of layer ``layer`` at flat indices ``removed``."""
