@@ -104,11 +104,13 @@ def path_mass(log_forward: np.ndarray, log_backward: np.ndarray, log_phi: float,
     if not np.isfinite(log_phi):
         return np.zeros(shape)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_mass = log_forward + log_backward - log_phi
+        mass = np.asarray(np.add(log_forward, log_backward))
+        mass -= log_phi  # in place: an iterated score runs this on every edge every round
         if weight is not None:
-            log_mass = log_mass + np.log(np.where(np.isfinite(weight), np.abs(weight), 0.0))
-        mass = np.exp(log_mass)
-    return np.where(np.isfinite(mass), mass, 0.0)
+            mass = mass + np.log(np.where(np.isfinite(weight), np.abs(weight), 0.0))
+        np.exp(mass, out=mass)
+    # a finite sum means every entry is (one pass); only then no pass to zero them
+    return mass if np.isfinite(mass.sum()) else np.where(np.isfinite(mass), mass, 0.0)
 
 
 def edge_share(block: Block, result: Flows, edges: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -316,9 +318,16 @@ def _block_reading(block: Block, how: Aggregation, normalize: bool) -> tuple[Agg
         return ("count", 0.0) if isinstance(block.source, DiagonalWeight) else (how, 0.0)
     weights = _float64(block.source.grouped(how))
     # NaN/Inf carry no flow; summed once per round inside reuse_weights (three readings per block)
-    total = memoised(("finite sum", id(weights)), weights, lambda: weights.nan_to_num(nan=0.0, posinf=0.0).sum())
-    gain = normalising_gain(block, float(total))
+    total = float(memoised(("finite sum", id(weights)), weights, lambda: _finite_sum(weights)))
+    gain = normalising_gain(block, total)
     return how, (math.log(gain) if gain > 0 else 0.0)
+
+
+def _finite_sum(weights: torch.Tensor) -> torch.Tensor:
+    """The sum of the finite ``weights`` (NaN/Inf carry no flow); the plain sum where it
+    is finite, as it is unless one of them is not (no pass to zero them)."""
+    total = weights.sum()
+    return total if bool(torch.isfinite(total)) else weights.nan_to_num(nan=0.0, posinf=0.0).sum()
 
 
 def flows(

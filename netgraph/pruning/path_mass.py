@@ -196,19 +196,18 @@ class _AliveWeights:
         """Prune the unpruned entries not flagged in ``kept``: zero their mask and ``|w|``
         entries, mark them pruned here."""
         sentinel = len(self.share) - 1
-        dropped = ~kept
-        dropped &= self.edge != sentinel
-        position = torch.from_numpy(np.flatnonzero(dropped.numpy()))
-        ends = np.cumsum(self.segments)
-        cuts = np.searchsorted(position.numpy(), ends).tolist()
+        edge, index = self.edge.numpy(), self.index.numpy()  # numpy: its boolean passes are several times faster
+        position = np.flatnonzero(~kept.numpy())  # dropped now, or marked before
+        position = position[edge[position] != sentinel]
+        cuts = np.searchsorted(position, np.cumsum(self.segments)).tolist()
         for i, (begin, end) in enumerate(zip([0, *cuts], cuts)):
             if end > begin:
                 self.counts[i] -= end - begin
-                self._zero(i, self.index[position[begin:end]].to(torch.int64))
-        self.edge.index_fill_(0, position, sentinel)
-        self.magnitude.index_fill_(0, position, 1.0)
+                self._zero(i, torch.from_numpy(index[position[begin:end]].astype(np.int64)))
+        edge[position] = sentinel
+        self.magnitude.numpy()[position] = 1.0
         if sum(self.counts) < (1 - _COMPACT_AT) * len(self.edge):
-            position = torch.from_numpy(np.flatnonzero((self.edge != sentinel).numpy()))
+            position = torch.from_numpy(np.flatnonzero(edge != sentinel))
             self.index, self.magnitude, self.edge = (t.index_select(0, position) for t in (self.index, self.magnitude, self.edge))
             self.segments = list(self.counts)
             self._renumber()
@@ -229,4 +228,5 @@ def _reading(block: Block, magnitude: torch.Tensor) -> Block:
     caller) instead of rebuilding ``w_orig * w_mask``."""
     source = copy.copy(block.source)
     source.parameter = lambda: magnitude  # type: ignore[method-assign]  # where every aggregation reads it
+    source.nonnegative = True  # the l1 aggregation needs no abs of it
     return dataclasses.replace(block, source=source)
