@@ -259,8 +259,9 @@ def _bracket(values: torch.Tensor, low: torch.Tensor | None, high: torch.Tensor 
             inside = under
         else:
             inside &= under
-    selected = array[inside] if inside is not None else array
-    return below, torch.as_tensor(selected) if cpu else selected
+    if inside is None:
+        return below, values
+    return below, torch.from_numpy(np.compress(inside, array)) if cpu else array[inside]  # compress: 2x a[mask]
 
 
 def _kthvalue(values: torch.Tensor, k: int) -> torch.Tensor:

@@ -127,8 +127,9 @@ class _AliveWeights:
     entry's grouped-form edge in ``share``, which holds the edges that had an unpruned
     weight at the last compaction: late rounds score a fraction of the edges). A pruned
     weight is not removed at once: its edge becomes a sentinel of share -1 and its
-    magnitude 1, so it scores -1, below every unpruned weight (scores are >= 0), and the
-    arrays are compacted only when such entries fill :data:`_COMPACT_AT` of them. The
+    magnitude 1, so it scores -1, below every unpruned weight (scores are >= 0), its
+    ``unpruned`` flag goes False, and the arrays are compacted only when such entries
+    fill :data:`_COMPACT_AT` of them. The
     flows read ``graph``: the model's graph with each pruned layer read from ``|w|`` kept
     here, zeroed in place as weights go (``|w|`` aggregates to the same edge weights as
     ``w`` in every aggregation)."""
@@ -152,6 +153,7 @@ class _AliveWeights:
             magnitude = weight.reshape(-1)[index.to(weight.device)].to("cpu", torch.float64)
             parts.append((index.to(index_type), magnitude, edge.to(edge_type)))
         self.index, self.magnitude, self.edge = (torch.cat(column) for column in zip(*parts))
+        self.unpruned = np.ones(len(self.index), dtype=bool)  # False for the entries marked pruned
         self.counts = [len(index) for index, _, _ in parts]  # unpruned weights per layer
         self.segments = list(self.counts)  # entries per layer in the arrays, pruned ones included
         self.buffer = torch.empty(len(self.index), dtype=torch.float64)  # the scores, reused every round
@@ -195,32 +197,35 @@ class _AliveWeights:
     def keep_only(self, kept: torch.Tensor) -> None:
         """Prune the unpruned entries not flagged in ``kept``: zero their mask and ``|w|``
         entries, mark them pruned here."""
-        sentinel = len(self.share) - 1
-        edge, index = self.edge.numpy(), self.index.numpy()  # numpy: its boolean passes are several times faster
-        position = np.flatnonzero(~kept.numpy())  # dropped now, or marked before
-        position = position[edge[position] != sentinel]
+        dropped = np.greater(self.unpruned, kept.numpy())  # unpruned, not kept
+        position = np.flatnonzero(dropped)
         cuts = np.searchsorted(position, np.cumsum(self.segments)).tolist()
+        index = self.index.numpy()
         for i, (begin, end) in enumerate(zip([0, *cuts], cuts)):
             if end > begin:
                 self.counts[i] -= end - begin
-                self._zero(i, torch.from_numpy(index[position[begin:end]].astype(np.int64)))
-        edge[position] = sentinel
+                self._zero(i, index[position[begin:end]])
+        self.unpruned[position] = False
+        self.edge.numpy()[position] = len(self.share) - 1  # the sentinel
         self.magnitude.numpy()[position] = 1.0
         if sum(self.counts) < (1 - _COMPACT_AT) * len(self.edge):
-            position = torch.from_numpy(np.flatnonzero(edge != sentinel))
+            position = torch.from_numpy(np.flatnonzero(self.unpruned))
             self.index, self.magnitude, self.edge = (t.index_select(0, position) for t in (self.index, self.magnitude, self.edge))
+            self.unpruned = np.ones(len(position), dtype=bool)
             self.segments = list(self.counts)
             self._renumber()
 
-    def _zero(self, layer: int, removed: torch.Tensor) -> None:
+    def _zero(self, layer: int, removed: np.ndarray) -> None:
         """Zero the mask and ``|w|`` of layer ``layer`` at flat indices ``removed``."""
-        mask = self.masks[layer]
-        removed = removed.to(mask.device)
-        if mask.is_contiguous():
-            mask.view(-1).index_fill_(0, removed, 0)
-        else:  # channels_last: indices are row-major positions, which have no flat view
-            mask.index_put_(torch.unravel_index(removed, mask.shape), mask.new_zeros(()))
-        self.weights[layer].view(-1).index_fill_(0, removed.to(self.weights[layer].device), 0)
+        for tensor in (self.masks[layer], self.weights[layer]):
+            if tensor.device.type == "cpu" and tensor.is_contiguous():
+                tensor.view(-1).numpy()[removed] = 0  # numpy scatters several times faster than index_fill_
+                continue
+            indices = torch.from_numpy(removed.astype(np.int64)).to(tensor.device)
+            if tensor.is_contiguous():
+                tensor.view(-1).index_fill_(0, indices, 0)
+            else:  # channels_last: indices are row-major positions, which have no flat view
+                tensor.index_put_(torch.unravel_index(indices, tensor.shape), tensor.new_zeros(()))
 
 
 def _reading(block: Block, magnitude: torch.Tensor) -> Block:
