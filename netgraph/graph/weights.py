@@ -198,6 +198,10 @@ class DiagonalWeight(WeightSource):
         return scale
 
     def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
+        # once inside reuse_weights: the forward and backward sweeps read every norm layer
+        return memoised(("diagonal", id(self), how), self, lambda: self._grouped(how))
+
+    def _grouped(self, how: Aggregation) -> torch.Tensor:
         gain = self.gain().reshape(-1, 1)
         if how == "count":
             return (gain != 0).to(torch.int64)

@@ -204,7 +204,7 @@ class _AliveWeights:
         for i, (begin, end) in enumerate(zip([0, *cuts], cuts)):
             if end > begin:
                 self.counts[i] -= end - begin
-                self._zero(i, index[position[begin:end]])
+                self._zero(i, index[position[begin:end]].astype(np.intp))  # numpy scatters intp 3x faster
         self.unpruned[position] = False
         self.edge.numpy()[position] = len(self.share) - 1  # the sentinel
         self.magnitude.numpy()[position] = 1.0
@@ -221,7 +221,7 @@ class _AliveWeights:
             if tensor.device.type == "cpu" and tensor.is_contiguous():
                 tensor.view(-1).numpy()[removed] = 0  # numpy scatters several times faster than index_fill_
                 continue
-            indices = torch.from_numpy(removed.astype(np.int64)).to(tensor.device)
+            indices = torch.from_numpy(removed).to(tensor.device, torch.int64)
             if tensor.is_contiguous():
                 tensor.view(-1).index_fill_(0, indices, 0)
             else:  # channels_last: indices are row-major positions, which have no flat view
