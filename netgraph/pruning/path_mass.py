@@ -145,16 +145,19 @@ class _AliveWeights:
         self.all_shares = torch.empty(self.edge_start[-1] + 1, dtype=torch.float64)  # share is a view
         index_type = torch.int32 if max(m.numel() for m in self.masks) < 2**31 else torch.int64
         edge_type = torch.int32 if len(self.all_shares) < 2**31 else torch.int64
-        parts = []
-        for mask, weight, block, start in zip(self.masks, self.weights, blocks, self.edge_start):
-            index = mask.detach().reshape(-1).nonzero().squeeze(1).cpu()
-            edges = torch.arange(start, start + block.n_out * block.in_per_group)
-            edge = block.source.to_parameter(edges.reshape(block.n_out, block.in_per_group)).reshape(-1)[index]
-            magnitude = weight.reshape(-1)[index.to(weight.device)].to("cpu", torch.float64)
-            parts.append((index.to(index_type), magnitude, edge.to(edge_type)))
-        self.index, self.magnitude, self.edge = (torch.cat(column) for column in zip(*parts))
+        # filled layer by layer in place (no concatenation of per-layer copies)
+        indices = [torch.from_numpy(np.flatnonzero(mask.detach().reshape(-1).cpu().numpy())) for mask in self.masks]
+        self.counts = [len(index) for index in indices]  # unpruned weights per layer
+        self.index = torch.empty(sum(self.counts), dtype=index_type)
+        self.magnitude = torch.empty(len(self.index), dtype=torch.float64)
+        self.edge = torch.empty(len(self.index), dtype=edge_type)
+        ends = np.cumsum(self.counts).tolist()
+        for index, weight, block, start, begin, end in zip(indices, self.weights, blocks, self.edge_start, [0, *ends], ends):
+            edges = torch.arange(start, start + block.n_out * block.in_per_group, dtype=edge_type)
+            self.edge[begin:end] = block.source.to_parameter(edges.reshape(block.n_out, block.in_per_group)).reshape(-1)[index]
+            self.magnitude[begin:end] = weight.reshape(-1)[index.to(weight.device)].cpu()
+            self.index[begin:end] = index
         self.unpruned = np.ones(len(self.index), dtype=bool)  # False for the entries marked pruned
-        self.counts = [len(index) for index, _, _ in parts]  # unpruned weights per layer
         self.segments = list(self.counts)  # entries per layer in the arrays, pruned ones included
         self.buffer = torch.empty(len(self.index), dtype=torch.float64)  # the scores, reused every round
         self.largest = float(self.magnitude.max()) if len(self.magnitude) else 0.0  # NaN if any is
