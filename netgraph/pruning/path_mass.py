@@ -73,7 +73,8 @@ def iterate_connect(
     ``|w|`` and edge of the unpruned weights of all layers in one set of arrays,
     scores and ranks only those, and zeroes just the removed entries of the mask:
     the work of round ``k`` shrinks with the weights left (the plain loop's stays at
-    the full model). The flows read ``|w|`` kept up to date in place, not
+    the full model), and so do the edge shares it computes (only edges that still hold
+    weights). The flows read ``|w|`` kept up to date in place, not
     ``w_orig * w_mask`` rebuilt every round. It runs on one torch thread: its passes
     are memory-bound or small, and each of the ~550 ops per round (VGG-16) large enough
     for OpenMP to split would, on a busy machine, wait for a descheduled thread (2
@@ -129,10 +130,9 @@ class _AliveWeights:
     weight is not removed at once: its edge becomes a sentinel of share -1 and its
     magnitude 1, so it scores -1, below every unpruned weight (scores are >= 0), its
     ``unpruned`` flag goes False, and the arrays are compacted only when such entries
-    fill :data:`_COMPACT_AT` of them. The
-    flows read ``graph``: the model's graph with each pruned layer read from ``|w|`` kept
-    here, zeroed in place as weights go (``|w|`` aggregates to the same edge weights as
-    ``w`` in every aggregation)."""
+    fill :data:`_COMPACT_AT` of them. The flows read ``graph``: the model's graph with
+    each pruned layer read from ``|w|`` kept here, zeroed in place as weights go (``|w|``
+    aggregates to the same edge weights as ``w`` in every aggregation)."""
 
     def __init__(self, graph: ChannelGraph, params: Sequence[Param], blocks: Sequence[Block]) -> None:
         self.masks = [getattr(module, f"{name}_mask") for module, name in params]
@@ -219,7 +219,7 @@ class _AliveWeights:
             self._renumber()
 
     def _zero(self, layer: int, removed: np.ndarray) -> None:
-        """Zero the mask and ``|w|`` of layer ``layer`` at flat indices ``removed``."""
+        """Zero the mask and ``|w|`` of layer ``layer`` at flat indices ``removed`` (intp)."""
         for tensor in (self.masks[layer], self.weights[layer]):
             if tensor.device.type == "cpu" and tensor.is_contiguous():
                 tensor.view(-1).numpy()[removed] = 0  # numpy scatters several times faster than index_fill_
