@@ -17,9 +17,10 @@ import pytest
 import torch
 from torch import nn
 
-from netgraph.connectivity.propagate import flows, log_phi_from_inputs
+from netgraph.connectivity.propagate import edge_share, flows, log_phi_from_inputs
 from netgraph.connectivity.report import alive_weight_masks, analyze
 from netgraph.graph.tracer import trace
+from netgraph.graph.weights import aggregate_slices
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -269,6 +270,35 @@ def test_random_dags_cover_the_interesting_cases() -> None:
         if len(node_mass) < dag.ref.number_of_nodes() + dag.c_in and phi > 0:
             seen.add("dead nodes")
     assert seen >= {"conv", "bn", "add", "cat", "grouped", "connected", "disconnected", "dead nodes"}
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_edge_shares_of_some_edges_are_those_of_all_bit_for_bit(normalize: bool) -> None:
+    """``edge_share(block, result, edges)`` (the CoNNect loop's edges that still hold
+    weights) gives exactly ``edge_share(block, result)[edges]``: grouped convs, BN, joins."""
+    rng = np.random.default_rng(0)
+    checked = 0
+    for seed in range(12):
+        dag = RandomDag(seed).eval()
+        graph = trace(dag, input_shape=(dag.c_in, 3, 3))
+        result = flows(graph, normalize=normalize, balance_joins=normalize)
+        for block in graph.blocks:
+            if block.kind != "param":
+                continue
+            full = edge_share(block, result)
+            chosen = rng.random(full.shape) < 0.5
+            edges = np.nonzero(chosen)
+            some = edge_share(block, result, edges)
+            assert some.shape == (int(chosen.sum()),)
+            assert np.array_equal(some.view(np.int64), full[edges].view(np.int64))
+            checked += block.groups > 1
+    assert checked > 0  # grouped convs among them
+
+
+def test_the_l1_edge_weights_of_magnitudes_need_no_abs() -> None:
+    """``nonnegative=True`` (a pruning loop's ``|w|``) sums to the edge weights of ``w``, bit for bit."""
+    weight = torch.randn(16, 8, 3, 3)
+    assert torch.equal(aggregate_slices(weight.abs(), "l1", nonnegative=True), aggregate_slices(weight, "l1"))
 
 
 # ---------------------------------------------------------------- MLPs and deep chains

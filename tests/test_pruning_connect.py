@@ -65,6 +65,27 @@ def test_the_fast_loop_gives_exactly_the_masks_of_rescoring_every_round(name: st
     assert torch.equal(plain.eval()(x), fast.eval()(x))  # weights synced to the masks
 
 
+def separable() -> nn.Module:
+    """Depthwise and two-group convs: the loop reads its edges' shares per group."""
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=8, padding=1),
+        nn.Conv2d(8, 16, 3, groups=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 64, 10),
+    ).eval()
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_the_fast_loop_gives_the_plain_loops_masks_with_grouped_convs(scope: str) -> None:
+    model = separable()
+    alive = round(0.7 * sum(getattr(m, n).numel() for m, n in prunable_parameters(model)))
+    keeps = keep_schedule(alive, alive // 100, 12)
+
+    (_, plain_masks), (_, fast_masks) = plain_and_fast(model, (3, 8, 8), prunable_parameters, keeps, scope)
+
+    assert sum(int(m.sum()) for m in fast_masks) == keeps[-1]
+    assert all(torch.equal(a, b) for a, b in zip(plain_masks, fast_masks))
+
+
 class AttentionNet(nn.Module):
     """In-projection read by three blocks (q, k, v), and a layer the forward never uses."""
 

@@ -27,7 +27,7 @@ import torch
 
 from netgraph.graph.channels import Block, ChannelGraph
 from netgraph.graph.weights import Aggregation, DiagonalWeight
-from netgraph.parameters import loaded
+from netgraph.parameters import loaded, memoised
 
 
 @dataclass
@@ -104,21 +104,34 @@ def path_mass(log_forward: np.ndarray, log_backward: np.ndarray, log_phi: float,
     if not np.isfinite(log_phi):
         return np.zeros(shape)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_mass = log_forward + log_backward - log_phi
+        mass = np.asarray(np.add(log_forward, log_backward))
+        mass -= log_phi  # in place: an iterated score runs this on every edge every round
         if weight is not None:
-            log_mass = log_mass + np.log(np.where(np.isfinite(weight), np.abs(weight), 0.0))
-        mass = np.exp(log_mass)
-    return np.where(np.isfinite(mass), mass, 0.0)
+            mass = mass + np.log(np.where(np.isfinite(weight), np.abs(weight), 0.0))
+        np.exp(mass, out=mass)
+    # a finite sum means every entry is (one pass); only then no pass to zero them
+    return mass if np.isfinite(mass.sum()) else np.where(np.isfinite(mass), mass, 0.0)
 
 
-def edge_share(block: Block, result: Flows) -> np.ndarray:
+def edge_share(block: Block, result: Flows, edges: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Path-mass share per unit of raw edge weight, for every grouped-form edge of
     ``block`` (``n_out x in_per_group``): ``F_u B_v / phi``, times the block's
     :func:`normalising_gain` when ``result`` holds the flows of ``A~`` (so that
     ``|w| * share`` is the weight's path mass in the graph that was propagated).
-    Broadcast per group rather than gathered through :meth:`Block.channel_index`."""
+    Broadcast per group rather than gathered through :meth:`Block.channel_index`.
+
+    ``edges``, a pair of index arrays ``(output channel, input position in its group)``,
+    gives the same values for those edges only, as a 1-D array (``share[edges]`` of the
+    full result): an iterated pruning reads the edges that still hold weights, a
+    fraction of them in late rounds."""
     log_f, log_b = _grouped_logs(block, result)
-    share = path_mass(log_f, log_b, result.log_phi).reshape(block.n_out, block.in_per_group)
+    if edges is None:
+        share = path_mass(log_f, log_b, result.log_phi).reshape(block.n_out, block.in_per_group)
+    else:
+        out, position = edges
+        if block.groups > 1:  # log_f is per group: input position of the edge's group
+            position = out // (block.n_out // block.groups) * block.in_per_group + position
+        share = path_mass(log_f.reshape(-1)[position], log_b.reshape(-1)[out], result.log_phi)
     if result.normalized and block.kind == "param":
         share *= math.exp(_block_reading(block, result.how, True)[1])
     return share
@@ -208,9 +221,18 @@ def _dense_weights(block: Block, how: Aggregation, dtype: torch.dtype) -> tuple[
     diagonal = block.groups == block.n_out and block.in_per_group == 1
     if (block.groups != 1 and not diagonal) or len(block.src) != block.n_in or not block.one_per_channel:
         return None
-    weights = block.source.grouped(how).detach().cpu()
-    exact = dtype == torch.float32 and weights.dtype in (torch.bfloat16, torch.float16, torch.float32)
-    return weights, torch.float32 if exact else torch.float64
+    weights = block.source.grouped(how)
+    if dtype == torch.float32 and weights.dtype in (torch.bfloat16, torch.float16, torch.float32):
+        return weights.detach().cpu(), torch.float32
+    return _float64(weights), torch.float64
+
+
+def _float64(weights: torch.Tensor) -> torch.Tensor:
+    """Grouped weights as float64 on the CPU, converted once inside
+    :func:`~netgraph.parameters.reuse_weights` (the forward and backward products and the
+    block's gain all read them in a scoring round; ``weights`` as ``grouped`` gives them,
+    which is the same tensor in there)."""
+    return memoised(("float64", id(weights)), weights, lambda: weights.detach().to("cpu", torch.float64))
 
 
 def _dense_apply(
@@ -336,9 +358,18 @@ def _block_reading(block: Block, how: Aggregation, normalize: bool) -> tuple[Agg
         return how, 0.0
     if block.kind == "diag":
         return ("count", 0.0) if isinstance(block.source, DiagonalWeight) else (how, 0.0)
-    weights = block.source.grouped(how).detach().double()
-    gain = normalising_gain(block, float(weights.nan_to_num(nan=0.0, posinf=0.0).sum()))  # NaN/Inf carry no flow
+    weights = _float64(block.source.grouped(how))
+    # NaN/Inf carry no flow; summed once per round inside reuse_weights (three readings per block)
+    total = float(memoised(("finite sum", id(weights)), weights, lambda: _finite_sum(weights)))
+    gain = normalising_gain(block, total)
     return how, (math.log(gain) if gain > 0 else 0.0)
+
+
+def _finite_sum(weights: torch.Tensor) -> torch.Tensor:
+    """The sum of the finite ``weights`` (NaN/Inf carry no flow); the plain sum where it
+    is finite, as it is unless one of them is not (no pass to zero them)."""
+    total = weights.sum()
+    return total if bool(torch.isfinite(total)) else weights.nan_to_num(nan=0.0, posinf=0.0).sum()
 
 
 def flows(

@@ -22,21 +22,22 @@ from netgraph.parameters import effective_weight, memoised
 Aggregation = Literal["l1", "l2", "count", "nonfinite"]
 
 
-def aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
+def aggregate_slices(weight: torch.Tensor, how: Aggregation, nonnegative: bool = False) -> torch.Tensor:
     """Reduce a ``(rows, cols, *kernel)`` tensor over its kernel dims.
 
     ``l1`` sums magnitudes (the unstructured edge weight), ``l2`` takes the
     slice norm (the structured one), ``count`` counts nonzero elements and
-    ``nonfinite`` counts NaN/Inf elements.
+    ``nonfinite`` counts NaN/Inf elements. ``nonnegative`` says ``weight`` holds
+    magnitudes already, so ``l1`` sums it without a pass for ``abs``.
     """
-    return memoised(("aggregate", id(weight), how), weight, lambda: _aggregate_slices(weight, how))
+    return memoised(("aggregate", id(weight), how), weight, lambda: _aggregate_slices(weight, how, nonnegative))
 
 
-def _aggregate_slices(weight: torch.Tensor, how: Aggregation) -> torch.Tensor:
+def _aggregate_slices(weight: torch.Tensor, how: Aggregation, nonnegative: bool) -> torch.Tensor:
     if weight.dim() > 2 and weight[0, 0].numel() == 1:
         weight = weight.reshape(weight.shape[0], weight.shape[1])
     if how == "l1":
-        return _sum_slices(weight.abs())
+        return _sum_slices(weight if nonnegative else weight.abs())
     if how == "l2":
         return _sum_slices(weight.square()).sqrt()
     flags = (weight != 0) if how == "count" else ~torch.isfinite(weight)
@@ -62,6 +63,9 @@ class WeightSource:
     #: (module, parameter name) of the tensor behind the block, if any.
     module: nn.Module | None
     param_name: str | None
+    #: :meth:`parameter` gives magnitudes (a pruning loop's ``|w|``), which the ``l1``
+    #: aggregation sums as they are.
+    nonnegative: bool = False
 
     def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
         raise NotImplementedError
@@ -122,7 +126,7 @@ class DenseWeight(WeightSource):
         return weight[self.rows] if self.rows is not None else weight
 
     def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
-        matrix = aggregate_slices(self._weight(), how)
+        matrix = aggregate_slices(self._weight(), how, self.nonnegative)
         if not self.transposed:
             return matrix
         n_in, out_per_group = matrix.shape
@@ -166,7 +170,7 @@ class EmbeddingWeight(WeightSource):
     param_name: str = "weight"
 
     def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
-        return aggregate_slices(self.parameter().t().unsqueeze(1), how)
+        return aggregate_slices(self.parameter().t().unsqueeze(1), how, self.nonnegative)
 
     def to_parameter(self, per_edge: torch.Tensor) -> torch.Tensor:
         return per_edge[:, 0].unsqueeze(0).expand(self.parameter().shape)
@@ -194,6 +198,10 @@ class DiagonalWeight(WeightSource):
         return scale
 
     def grouped(self, how: Aggregation = "l1") -> torch.Tensor:
+        # once inside reuse_weights: the forward and backward sweeps read every norm layer
+        return memoised(("diagonal", id(self), how), self, lambda: self._grouped(how))
+
+    def _grouped(self, how: Aggregation) -> torch.Tensor:
         gain = self.gain().reshape(-1, 1)
         if how == "count":
             return (gain != 0).to(torch.int64)

@@ -195,8 +195,13 @@ def _top(values: torch.Tensor, keep: int) -> torch.Tensor:
     if keep == 0:
         return torch.zeros_like(values, dtype=torch.bool)
     threshold = kth_smallest(values, values.numel() - keep + 1)
-    kept = values >= threshold
-    extra = int(torch.count_nonzero(kept)) - keep
+    array = _numpy(values)
+    if array is None:
+        kept = values >= threshold
+        extra = int(torch.count_nonzero(kept)) - keep
+    else:
+        kept = torch.from_numpy(array >= threshold.item())
+        extra = int(np.count_nonzero(kept.numpy())) - keep
     if extra > 0:  # more ties at the threshold than places: the lowest indices win
         kept[(values == threshold).nonzero().squeeze(1)[-extra:]] = False
     return kept
@@ -227,11 +232,21 @@ def kth_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
     return _kthvalue(values, k)
 
 
+def _numpy(values: torch.Tensor) -> np.ndarray | None:
+    """``values`` as a numpy view where they are on the CPU in a dtype numpy has: its
+    comparisons, counts and boolean selections are several times faster than torch's
+    (on one thread: 3x for a comparison, 4x for a count)."""
+    if values.device.type != "cpu" or values.dtype == torch.bfloat16:
+        return None
+    return values.detach().numpy()
+
+
 def _bracket(values: torch.Tensor, low: torch.Tensor | None, high: torch.Tensor | None) -> tuple[int, torch.Tensor]:
     """How many ``values`` are below ``low``, and those in ``[low, high]`` (None: unbounded).
-    On CPU through numpy, whose boolean selection is several times faster than torch's."""
-    cpu = values.device.type == "cpu" and values.dtype != torch.bfloat16
-    array = values.detach().numpy() if cpu else values
+    On CPU through numpy (see :func:`_numpy`)."""
+    numpy_view = _numpy(values)
+    cpu = numpy_view is not None
+    array = numpy_view if cpu else values
     count = np.count_nonzero if cpu else torch.count_nonzero
     inside = None
     below = 0
@@ -244,8 +259,9 @@ def _bracket(values: torch.Tensor, low: torch.Tensor | None, high: torch.Tensor 
             inside = under
         else:
             inside &= under
-    selected = array[inside] if inside is not None else array
-    return below, torch.as_tensor(selected) if cpu else selected
+    if inside is None:
+        return below, values
+    return below, torch.from_numpy(np.compress(inside, array)) if cpu else array[inside]  # compress: 2x a[mask]
 
 
 def _kthvalue(values: torch.Tensor, k: int) -> torch.Tensor:
