@@ -338,6 +338,17 @@ def default_jobs(device: str | None) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _workload(config: SweepConfig, spec: RunSpec) -> tuple[int, bool]:
+    """A run's size, to hand the workers the longest runs first (so none idles at the
+    end while another finishes a long one): the epochs it trains, then whether it
+    iterates a score (``config.iterations`` rounds of SynFlow or CoNNect)."""
+    if spec.method == "imp":
+        epochs = config.imp_rounds * config.epochs  # imp_rounds - 1 retrainings, then the ticket
+    else:
+        epochs = config.epochs if spec.protocol == "init" else config.finetune_epochs
+    return epochs, spec.iterated
+
+
 def _worker_start(config: SweepConfig, out: Path, threads: int) -> None:
     global _WORKER_CONTEXT
     torch.set_num_threads(threads)
@@ -373,7 +384,8 @@ def _run_in_workers(ctx: SweepContext, dense_todo: Sequence[tuple[str, int]],
             for future in dense:
                 future.result()  # a dense run that fails stops the sweep, as in one process
                 bar.update()
-            pending = {pool.submit(_worker_run, spec, save_model, debug): spec.name for spec, save_model in units}
+            ordered = sorted(units, key=lambda unit: _workload(ctx.config, unit[0]), reverse=True)
+            pending = {pool.submit(_worker_run, spec, save_model, debug): spec.name for spec, save_model in ordered}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:

@@ -285,6 +285,12 @@ class RunSpec:
         return f"{self.protocol}-{self.method}-c{level_label(self.compression)}-s{self.seed}"
 
     @property
+    def iterated(self) -> bool:
+        """Whether its pruning score is iterated (SynFlow, CoNNect: ``SweepConfig.iterations`` rounds)."""
+        score = self.method.split("+")[0]
+        return score in METHODS and METHODS[score].default_iterations > 1
+
+    @property
     def variant(self) -> str:
         """The dense run this run needs: its pruning source in ``post``, else the
         plain run that gives ``dense_accuracy``."""
@@ -546,7 +552,7 @@ def _prune_and_train(
 ):
     """Prune with ``method``, then train ``epochs`` (``stage``: train or fine-tune),
     logging both; the accuracy in between and the training result."""
-    rounds = ctx.config.iterations if method in METHODS and METHODS[method].default_iterations > 1 else 1
+    rounds = ctx.config.iterations if spec.iterated else 1
     started = time.perf_counter()
     _prune_with(ctx, model, method, spec.compression, spec.seed)
     log(f"{pruned} with {method} ({rounds} round(s)) to {level_label(spec.compression)}x "
