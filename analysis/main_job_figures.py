@@ -3,7 +3,7 @@
 one of its checkpoints, and copy the PNGs into figures/.
 
 Run: OMP_NUM_THREADS=1 python analysis/main_job_figures.py --out /tmp/main_job
-(about 1.5 min alone on 2 cores; a finished --out is resumed and only redrawn).
+(about 3 min alone on 2 cores; a finished --out is resumed and only redrawn).
 """
 
 from __future__ import annotations
