@@ -112,12 +112,12 @@ def make_loaders(
 
 def _batch_loader(dataset: Dataset, batches: Sampler[list[int]], generator: torch.Generator | None,
                   options: dict) -> DataLoader:
-    """A loader of the batches ``batches`` yields, the same as
-    ``DataLoader(dataset, batch_size, shuffle=True, generator=generator)`` gives.
+    """A loader of the batches of indices ``batches`` yields (shuffled by ``generator``).
 
     A tensor-backed dataset is indexed once per batch (``dataset[indices]``) instead of
-    once per sample and stacked: the same tensors, and a sixth of an MNIST-5k epoch
-    of a LeNet-300 saved, which is what the seeded sweeps of ``compare`` spend most on.
+    once per sample and stacked: the same tensors as ``DataLoader(dataset,
+    batch_sampler=batches)``, and about a sixth of a LeNet-300 epoch on MNIST-5k saved
+    (the seeded sweeps of ``compare`` are mostly such epochs).
     """
     if isinstance(dataset, TensorDataset):
         return DataLoader(dataset, sampler=batches, batch_size=None, generator=generator, **options)
