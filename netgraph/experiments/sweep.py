@@ -485,8 +485,9 @@ def run_params(ctx: SweepContext, spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def _prune_with(ctx: SweepContext, model: nn.Module, method: str, compression: float, seed: int) -> None:
-    """Score-and-mask ``model`` to ``compression`` with registered method ``method``."""
+def _prune_with(ctx: SweepContext, model: nn.Module, method: str, compression: float, seed: int,
+                rounds: int) -> None:
+    """Score-and-mask ``model`` to ``compression`` with registered method ``method`` in ``rounds`` rounds."""
     chosen = METHODS[method]
     seed_everything(seed)
     chosen.prune(
@@ -495,7 +496,7 @@ def _prune_with(ctx: SweepContext, model: nn.Module, method: str, compression: f
         compression=compression,
         data=None if chosen.data_free else ctx.score_data(seed),
         input_shape=ctx.input_shape,
-        iterations=ctx.config.iterations if chosen.default_iterations > 1 else None,
+        iterations=rounds,
         seed=seed,
     )
 
@@ -554,7 +555,7 @@ def _prune_and_train(
     logging both; the accuracy in between and the training result."""
     rounds = ctx.config.iterations if spec.iterated else 1
     started = time.perf_counter()
-    _prune_with(ctx, model, method, spec.compression, spec.seed)
+    _prune_with(ctx, model, method, spec.compression, spec.seed, rounds)
     log(f"{pruned} with {method} ({rounds} round(s)) to {level_label(spec.compression)}x "
         f"in {time.perf_counter() - started:.2f}s")
     before = ctx.accuracy(model)
